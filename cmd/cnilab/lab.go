@@ -1,0 +1,235 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cnilab/cnilab/lab"
+	"github.com/cnilab/cnilab/lab/config"
+	"github.com/cnilab/cnilab/lab/portforward"
+	"github.com/cnilab/cnilab/lab/noderole"
+)
+
+func labCommand() *cobra.Command {
+	c := &cobra.Command{Use: "lab", Short: "Bring lab clusters up and down, and run commands in their pods"}
+	c.AddCommand(labUp(), labDown(), labList(), labKubeconfig(), labExec(), labNodeRole(), labPortForward())
+	return c
+}
+
+func labUp() *cobra.Command {
+	var provider, cni, name string
+	var nodes, apiPort int
+	c := &cobra.Command{
+		Use:   "up",
+		Short: "Create a lab cluster; prints the kubeconfig path as its last line",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := lab.NewProvider(provider, cmd.ErrOrStderr())
+			if err != nil {
+				return usageError{err}
+			}
+			cfg := config.Default()
+			cfg.Name, cfg.CNI, cfg.Nodes, cfg.APIPort, cfg.Provider = name, cni, nodes, apiPort, provider
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			cl, err := p.Create(cmd.Context(), lab.WithConfig(cfg))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), cl.Kubeconfig())
+			return nil
+		},
+	}
+	c.Flags().StringVar(&provider, "provider", config.DefaultProvider, "cluster provider: "+strings.Join(config.Providers, ", "))
+	c.Flags().StringVar(&cni, "cni", config.DefaultCNI, "pod network: "+strings.Join(config.CNIs, ", "))
+	c.Flags().StringVar(&name, "name", config.DefaultName, "lab name")
+	c.Flags().IntVar(&nodes, "nodes", config.DefaultNodes, "number of nodes")
+	c.Flags().IntVar(&apiPort, "api-port", 0, "loopback port for the API server (0: any free port)")
+	return c
+}
+
+func labDown() *cobra.Command {
+	var name string
+	var all bool
+	c := &cobra.Command{
+		Use:   "down",
+		Short: "Remove a lab (or --all) and everything it made, also after a killed run",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := lab.NewProvider("netns", nil)
+			if err != nil {
+				return err
+			}
+			if all {
+				if cmd.Flags().Changed("name") {
+					return usageError{fmt.Errorf("--all and --name exclude each other")}
+				}
+				return p.DeleteAll()
+			}
+			if err := p.Delete(name); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "Lab %q removed\n", name)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&name, "name", config.DefaultName, "lab name")
+	c.Flags().BoolVar(&all, "all", false, "remove every lab on this machine")
+	return c
+}
+
+func labList() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List labs on this machine",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := lab.NewProvider("netns", nil)
+			if err != nil {
+				return err
+			}
+			names, err := p.List()
+			if err != nil {
+				return err
+			}
+			for _, n := range names {
+				line := n
+				if cl, err := p.Get(n); err == nil {
+					line = fmt.Sprintf("%s\tprovider=%s cni=%s nodes=%d kubeconfig=%s", n, cl.Provider(), cl.CNI(), len(cl.Nodes()), cl.Kubeconfig())
+				} else {
+					line += "\t(leftovers without state: remove with 'cnilab lab down --name " + n + "')"
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), line)
+			}
+			return nil
+		},
+	}
+}
+
+func labKubeconfig() *cobra.Command {
+	var name string
+	c := &cobra.Command{
+		Use:   "kubeconfig",
+		Short: "Print the path of a lab's admin kubeconfig",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := lab.NewProvider("netns", nil)
+			if err != nil {
+				return err
+			}
+			cl, err := p.Get(name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), cl.Kubeconfig())
+			return nil
+		},
+	}
+	c.Flags().StringVar(&name, "name", config.DefaultName, "lab name")
+	return c
+}
+
+func labExec() *cobra.Command {
+	var name, node string
+	c := &cobra.Command{
+		Use:   "exec [--name NAME] (NAMESPACE/POD | --node NODE) -- COMMAND [ARG...]",
+		Short: "Run a command in a pod's (or node's) network namespace, as kubectl exec would",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dash := cmd.ArgsLenAtDash()
+			var target string
+			var argv []string
+			switch {
+			case node != "" && dash == 0:
+				argv = args
+			case node == "" && dash == 1:
+				target, argv = args[0], args[1:]
+			default:
+				return usageError{fmt.Errorf("usage: cnilab lab exec NAMESPACE/POD -- COMMAND [ARG...]")}
+			}
+			if len(argv) == 0 {
+				return usageError{fmt.Errorf("no command given after --")}
+			}
+			p, err := lab.NewProvider("netns", nil)
+			if err != nil {
+				return err
+			}
+			cl, err := p.Get(name)
+			if err != nil {
+				return err
+			}
+			var res lab.ExecResult
+			if node != "" {
+				res, err = cl.ExecNode(cmd.Context(), node, argv)
+			} else {
+				ns, pod, ok := strings.Cut(target, "/")
+				if !ok || ns == "" || pod == "" {
+					return usageError{fmt.Errorf("pod %q: want NAMESPACE/POD", target)}
+				}
+				res, err = cl.ExecPod(cmd.Context(), ns, pod, argv)
+			}
+			if err != nil {
+				return err
+			}
+			os.Stdout.Write(res.Stdout)
+			os.Stderr.Write(res.Stderr)
+			if res.ExitCode != 0 {
+				os.Exit(res.ExitCode)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&name, "name", config.DefaultName, "lab name")
+	c.Flags().StringVar(&node, "node", "", "run on this node instead of in a pod")
+	return c
+}
+
+func labNodeRole() *cobra.Command {
+	var path string
+	c := &cobra.Command{
+		Use:    "node-role --config PATH",
+		Short:  "Run a node's kubelet-like role (started by the lab inside the node)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return fmt.Errorf("node role config: %w", err)
+			}
+			var cfg noderole.Config
+			if err := json.Unmarshal(b, &cfg); err != nil {
+				return fmt.Errorf("node role config %s: %w", path, err)
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", cfg.NodeName)
+			return noderole.Run(cmd.Context(), cfg, log)
+		},
+	}
+	c.Flags().StringVar(&path, "config", "", "node role configuration (JSON)")
+	return c
+}
+
+func labPortForward() *cobra.Command {
+	var fd int
+	var target string
+	c := &cobra.Command{
+		Use:    "port-forward --fd N --target HOST:PORT",
+		Short:  "Forward an inherited listening socket to a target (started by the lab)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := portforward.ListenerFromFD(uintptr(fd))
+			if err != nil {
+				return err
+			}
+			return portforward.Serve(cmd.Context(), l, target)
+		},
+	}
+	c.Flags().IntVar(&fd, "fd", 3, "inherited listener descriptor")
+	c.Flags().StringVar(&target, "target", "", "address to forward to")
+	return c
+}

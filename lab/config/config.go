@@ -1,0 +1,203 @@
+// Package config holds the plain description of a lab cluster: its name,
+// provider, CNI, size and address plan, with defaults and validation. It has no
+// side effects, so every check on user input is testable without root.
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// Defaults.
+const (
+	DefaultName        = "cnilab"
+	DefaultProvider    = "netns"
+	DefaultCNI         = "flannel"
+	DefaultNodes       = 2
+	DefaultStateDir    = "/run/cnilab"
+	DefaultUnderlay    = "172.30.0.0/24"
+	DefaultClusterCIDR = "10.244.0.0/16"
+	DefaultServiceCIDR = "10.96.0.0/16"
+	DefaultNodeMask    = 24
+	MaxNodes           = 64
+)
+
+// Providers and CNIs the lab knows.
+var (
+	Providers = []string{"netns"}
+	CNIs      = []string{"flannel"}
+)
+
+// Config describes one lab.
+type Config struct {
+	Name        string `json:"name"`
+	Provider    string `json:"provider"`
+	CNI         string `json:"cni"`
+	Nodes       int    `json:"nodes"`
+	APIPort     int    `json:"apiPort"` // loopback port of the API port-forward; 0 picks a free one
+	StateDir    string `json:"stateDir"`
+	BinDir      string `json:"binDir"`    // cnilab, cnilab-probe
+	ToolsDir    string `json:"toolsDir"`  // etcd, kube-*, flanneld
+	CNIBinDir   string `json:"cniBinDir"` // reference CNI plugins
+	Underlay    string `json:"underlay"`
+	ClusterCIDR string `json:"clusterCIDR"`
+	ServiceCIDR string `json:"serviceCIDR"`
+	NodeMask    int    `json:"nodeMask"`
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$`)
+
+// Default returns a config with every default filled in; binary directories are
+// found from the running executable (see FindBinDirs).
+func Default() Config {
+	c := Config{
+		Name: DefaultName, Provider: DefaultProvider, CNI: DefaultCNI, Nodes: DefaultNodes,
+		StateDir: DefaultStateDir, Underlay: DefaultUnderlay, ClusterCIDR: DefaultClusterCIDR,
+		ServiceCIDR: DefaultServiceCIDR, NodeMask: DefaultNodeMask,
+	}
+	c.BinDir, c.ToolsDir, c.CNIBinDir = FindBinDirs()
+	return c
+}
+
+// FindBinDirs locates _output/bin, _output/tools/bin and _output/tools/cni/bin:
+// from CNILAB_OUTPUT if set, else next to the running executable when it lives
+// in _output/bin, else in the nearest enclosing directory holding _output.
+func FindBinDirs() (bin, tools, cniBin string) {
+	out := os.Getenv("CNILAB_OUTPUT")
+	if out == "" {
+		if exe, err := os.Executable(); err == nil && filepath.Base(filepath.Dir(exe)) == "bin" && filepath.Base(filepath.Dir(filepath.Dir(exe))) == "_output" {
+			out = filepath.Dir(filepath.Dir(exe))
+		}
+	}
+	if out == "" {
+		if wd, err := os.Getwd(); err == nil {
+			for d := wd; ; d = filepath.Dir(d) {
+				if st, err := os.Stat(filepath.Join(d, "_output")); err == nil && st.IsDir() {
+					out = filepath.Join(d, "_output")
+					break
+				}
+				if filepath.Dir(d) == d {
+					break
+				}
+			}
+		}
+	}
+	if out == "" {
+		out = "_output"
+	}
+	return filepath.Join(out, "bin"), filepath.Join(out, "tools", "bin"), filepath.Join(out, "tools", "cni", "bin")
+}
+
+// Validate checks every field and names the first problem.
+func (c Config) Validate() error {
+	if !nameRE.MatchString(c.Name) {
+		return fmt.Errorf("invalid lab name %q: use 1-20 lowercase letters, digits and '-', starting and ending with a letter or digit", c.Name)
+	}
+	if !contains(Providers, c.Provider) {
+		return fmt.Errorf("unknown provider %q: known providers are %s", c.Provider, strings.Join(Providers, ", "))
+	}
+	if !contains(CNIs, c.CNI) {
+		return fmt.Errorf("unknown CNI %q: known CNIs are %s", c.CNI, strings.Join(CNIs, ", "))
+	}
+	if c.Nodes < 1 || c.Nodes > MaxNodes {
+		return fmt.Errorf("invalid node count %d: must be between 1 and %d", c.Nodes, MaxNodes)
+	}
+	if c.APIPort < 0 || c.APIPort > 65535 {
+		return fmt.Errorf("invalid API port %d: must be between 1 and 65535, or 0 for any free port", c.APIPort)
+	}
+	under, err := v4Net("underlay", c.Underlay)
+	if err != nil {
+		return err
+	}
+	if ones, _ := under.Mask.Size(); ones > 32-7 || 1<<(32-ones) < c.Nodes+12 {
+		return fmt.Errorf("underlay %s is too small for %d nodes", c.Underlay, c.Nodes)
+	}
+	cluster, err := v4Net("cluster CIDR", c.ClusterCIDR)
+	if err != nil {
+		return err
+	}
+	svc, err := v4Net("service CIDR", c.ServiceCIDR)
+	if err != nil {
+		return err
+	}
+	ones, _ := cluster.Mask.Size()
+	if c.NodeMask <= ones || c.NodeMask > 28 {
+		return fmt.Errorf("node CIDR mask /%d must be longer than the cluster CIDR's /%d and at most /28", c.NodeMask, ones)
+	}
+	if 1<<(c.NodeMask-ones) < c.Nodes {
+		return fmt.Errorf("cluster CIDR %s holds only %d node CIDRs of /%d, fewer than %d nodes", c.ClusterCIDR, 1<<(c.NodeMask-ones), c.NodeMask, c.Nodes)
+	}
+	for _, p := range [][2]*net.IPNet{{under, cluster}, {under, svc}, {cluster, svc}} {
+		if p[0].Contains(p[1].IP) || p[1].Contains(p[0].IP) {
+			return fmt.Errorf("address ranges %s and %s overlap", p[0], p[1])
+		}
+	}
+	return nil
+}
+
+// Dir is the lab's state directory.
+func (c Config) Dir() string { return filepath.Join(c.StateDir, c.Name) }
+
+// NetnsPrefix is the prefix of every network namespace of this lab.
+func (c Config) NetnsPrefix() string { return NetnsPrefix + c.Name + "." }
+
+// NetnsPrefix starts the name of every network namespace any lab makes.
+const NetnsPrefix = "cnilab."
+
+// UnderlayNetns names the namespace holding the underlay bridge and the
+// control plane.
+func (c Config) UnderlayNetns() string { return c.NetnsPrefix() + "underlay" }
+
+// NodeName is the Kubernetes name of node i (1-based).
+func (c Config) NodeName(i int) string { return fmt.Sprintf("%s-node-%d", c.Name, i) }
+
+// NodeNetns names the namespace of node i.
+func (c Config) NodeNetns(i int) string { return fmt.Sprintf("%snode-%d", c.NetnsPrefix(), i) }
+
+// PodNetns names the namespace of the pod with the given UID.
+func (c Config) PodNetns(uid string) string { return c.NetnsPrefix() + "pod." + uid }
+
+// ControlPlaneIP is the API server's address on the underlay (the bridge's).
+func (c Config) ControlPlaneIP() net.IP { return c.underlayHost(1) }
+
+// NodeIP is node i's address on the underlay.
+func (c Config) NodeIP(i int) net.IP { return c.underlayHost(10 + i) }
+
+// UnderlayPrefix is the prefix length of the underlay.
+func (c Config) UnderlayPrefix() int {
+	_, n, _ := net.ParseCIDR(c.Underlay)
+	ones, _ := n.Mask.Size()
+	return ones
+}
+
+func (c Config) underlayHost(i int) net.IP {
+	_, n, _ := net.ParseCIDR(c.Underlay)
+	ip := append(net.IP(nil), n.IP.To4()...)
+	v := uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8 | uint32(ip[3])
+	v += uint32(i)
+	return net.IPv4(byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+}
+
+func v4Net(what, s string) (*net.IPNet, error) {
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil || ip.To4() == nil {
+		return nil, fmt.Errorf("invalid %s %q: want an IPv4 CIDR such as 10.0.0.0/16", what, s)
+	}
+	if !ip.Equal(n.IP) {
+		return nil, fmt.Errorf("invalid %s %q: host bits set (did you mean %s?)", what, s, n)
+	}
+	return n, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

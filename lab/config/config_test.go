@@ -1,0 +1,58 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidate(t *testing.T) {
+	ok := Default()
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("default config invalid: %v", err)
+	}
+	cases := []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"bad name", func(c *Config) { c.Name = "Bad_Name" }, "invalid lab name"},
+		{"long name", func(c *Config) { c.Name = strings.Repeat("a", 21) }, "invalid lab name"},
+		{"unknown provider", func(c *Config) { c.Provider = "vbox" }, `unknown provider "vbox"`},
+		{"unknown cni", func(c *Config) { c.CNI = "calico" }, `unknown CNI "calico"`},
+		{"zero nodes", func(c *Config) { c.Nodes = 0 }, "invalid node count 0"},
+		{"too many nodes", func(c *Config) { c.Nodes = 65 }, "invalid node count 65"},
+		{"port", func(c *Config) { c.APIPort = 70000 }, "invalid API port"},
+		{"underlay v6", func(c *Config) { c.Underlay = "fd00::/64" }, "invalid underlay"},
+		{"host bits", func(c *Config) { c.ClusterCIDR = "10.244.1.0/16" }, "host bits set"},
+		{"overlap", func(c *Config) { c.ServiceCIDR = "10.244.128.0/20" }, "overlap"},
+		{"mask", func(c *Config) { c.NodeMask = 16 }, "node CIDR mask"},
+		{"small underlay", func(c *Config) { c.Underlay = "172.30.0.0/29" }, "too small"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mutate(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want error containing %q, got %v", tc.want, err)
+			}
+		})
+	}
+}
+
+func TestAddressPlan(t *testing.T) {
+	c := Default()
+	c.Name = "e2e"
+	if got := c.ControlPlaneIP().String(); got != "172.30.0.1" {
+		t.Errorf("control plane ip %s", got)
+	}
+	if got := c.NodeIP(3).String(); got != "172.30.0.13" {
+		t.Errorf("node 3 ip %s", got)
+	}
+	if got := c.NodeNetns(2); got != "cnilab.e2e.node-2" {
+		t.Errorf("node netns %s", got)
+	}
+	if got := c.NodeName(2); got != "e2e-node-2" {
+		t.Errorf("node name %s", got)
+	}
+}

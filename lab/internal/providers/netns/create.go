@@ -1,0 +1,351 @@
+package netns
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/cnilab/cnilab/lab/config"
+	"github.com/cnilab/cnilab/lab/internal/cni"
+	"github.com/cnilab/cnilab/lab/internal/controlplane"
+	labns "github.com/cnilab/cnilab/lab/internal/netns"
+	"github.com/cnilab/cnilab/lab/portforward"
+	"github.com/cnilab/cnilab/lab/internal/proc"
+	"github.com/cnilab/cnilab/lab/noderole"
+)
+
+// Create brings up a lab as a list of steps; if any step fails, everything
+// made so far is removed and the error names the step.
+func (p Provider) Create(ctx context.Context, cfg config.Config, progress io.Writer) (*Cluster, error) {
+	if progress == nil {
+		progress = io.Discard
+	}
+	cfg.StateDir = p.StateDir
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	installer, err := cni.ForName(cfg.CNI)
+	if err != nil {
+		return nil, err
+	}
+	if err := preflight(cfg, installer); err != nil {
+		return nil, err
+	}
+	listener, err := portforward.Listen(net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.APIPort)))
+	if err != nil {
+		return nil, fmt.Errorf("API port-forward: %w", err)
+	}
+	defer listener.Close()
+	cfg.APIPort = listener.Addr().(*net.TCPAddr).Port
+
+	c := &Cluster{cfg: cfg}
+	b := &bringUp{cfg: cfg, cluster: c, installer: installer, listener: listener, out: progress}
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"Writing lab state", b.writeState},
+		{fmt.Sprintf("Creating underlay and %d node namespaces", cfg.Nodes), b.createNetwork},
+		{"Starting control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)", b.startControlPlane},
+		{"Waiting for the API server", b.waitAPI},
+		{"Starting node roles", b.startNodeRoles},
+		{"Waiting for nodes to register and get PodCIDRs", b.waitPodCIDRs},
+		{"Installing CNI " + cfg.CNI, b.installCNI},
+		{"Waiting for nodes to be Ready", b.waitReady},
+	}
+	start := time.Now()
+	fmt.Fprintf(progress, "Creating lab %q (provider netns, CNI %s, %d nodes) ...\n", cfg.Name, cfg.CNI, cfg.Nodes)
+	for _, s := range steps {
+		t := time.Now()
+		fmt.Fprintf(progress, " • %s ...\n", s.name)
+		if err := s.fn(ctx); err != nil {
+			fmt.Fprintf(progress, " ✗ %s: %v\n   cleaning up lab %q\n", s.name, err, cfg.Name)
+			if derr := p.Delete(cfg.Name); derr != nil {
+				err = errors.Join(err, fmt.Errorf("cleanup: %w", derr))
+			}
+			return nil, fmt.Errorf("create lab %s: %s: %w", cfg.Name, lower(s.name), err)
+		}
+		fmt.Fprintf(progress, " ✓ %s (%.1fs)\n", s.name, time.Since(t).Seconds())
+	}
+	fmt.Fprintf(progress, "Lab %q is up in %.1fs; API server at https://127.0.0.1:%d\n", cfg.Name, time.Since(start).Seconds(), cfg.APIPort)
+	return c, nil
+}
+
+func lower(s string) string {
+	if s == "" {
+		return s
+	}
+	return string(s[0]|0x20) + s[1:]
+}
+
+// preflight checks, before anything is made, that the lab can be made.
+func preflight(cfg config.Config, installer cni.Installer) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("the netns provider needs root (network namespaces, links, mounts)")
+	}
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		return fmt.Errorf("nsenter not found: install util-linux")
+	}
+	if _, err := os.Stat(filepath.Join(cfg.StateDir, cfg.Name)); err == nil {
+		return fmt.Errorf("lab %q already exists (remove it with 'cnilab lab down --name %s')", cfg.Name, cfg.Name)
+	}
+	if nss, _ := labns.List(cfg.NetnsPrefix()); len(nss) > 0 {
+		return fmt.Errorf("lab %q left namespaces behind (%s, ...): run 'cnilab lab down --name %s'", cfg.Name, nss[0], cfg.Name)
+	}
+	if err := controlplane.CheckBinaries(cfg.ToolsDir); err != nil {
+		return err
+	}
+	env := cni.Env{ToolsDir: cfg.ToolsDir, CNIBinDir: cfg.CNIBinDir}
+	bins := append(installer.Binaries(env), filepath.Join(cfg.BinDir, "cnilab"), filepath.Join(cfg.BinDir, "cnilab-probe"))
+	return cni.CheckBinaries(bins)
+}
+
+type bringUp struct {
+	cfg       config.Config
+	cluster   *Cluster
+	installer cni.Installer
+	listener  *net.TCPListener
+	out       io.Writer
+	creds     *controlplane.Credentials
+	client    kubernetes.Interface
+}
+
+func (b *bringUp) writeState(context.Context) error {
+	if err := os.MkdirAll(b.cfg.Dir(), 0o700); err != nil {
+		return err
+	}
+	j, err := json.MarshalIndent(b.cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(b.cfg.Dir(), stateFile), j, 0o644)
+}
+
+func (b *bringUp) createNetwork(context.Context) error {
+	if err := createUnderlay(b.cfg); err != nil {
+		return err
+	}
+	for i := 1; i <= b.cfg.Nodes; i++ {
+		if err := createNode(b.cfg, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bringUp) startControlPlane(context.Context) error {
+	creds, err := controlplane.Start(controlplane.Config{
+		Lab: b.cfg.Name, Dir: b.cfg.Dir(), ToolsDir: b.cfg.ToolsDir, Netns: b.cfg.UnderlayNetns(),
+		Address: b.cfg.ControlPlaneIP().String(), ClusterCIDR: b.cfg.ClusterCIDR,
+		ServiceCIDR: b.cfg.ServiceCIDR, NodeMask: b.cfg.NodeMask,
+	})
+	if err != nil {
+		return err
+	}
+	b.creds = creds
+	// The port-forward lives in the underlay namespace and holds the loopback
+	// listener opened here in the root namespace.
+	f, err := b.listener.File()
+	if err != nil {
+		return fmt.Errorf("port-forward: %w", err)
+	}
+	defer f.Close()
+	target := net.JoinHostPort(b.cfg.ControlPlaneIP().String(), strconv.Itoa(controlplane.APIPort))
+	cmd, err := labns.Command(b.cfg.UnderlayNetns(), filepath.Join(b.cfg.BinDir, "cnilab"), "lab", "port-forward", "--fd", "3", "--target", target)
+	if err != nil {
+		return err
+	}
+	if _, err := proc.Start(proc.Spec{Lab: b.cfg.Name, Name: "port-forward", Cmd: cmd, Files: []*os.File{f},
+		LogDir: filepath.Join(b.cfg.Dir(), "logs"), PidDir: filepath.Join(b.cfg.Dir(), "run")}); err != nil {
+		return err
+	}
+	server := "https://127.0.0.1:" + strconv.Itoa(b.cfg.APIPort)
+	return b.creds.KubeconfigFor(b.cluster.Kubeconfig(), "cnilab-"+b.cfg.Name, server, "cnilab-admin", "system:masters")
+}
+
+func (b *bringUp) waitAPI(ctx context.Context) error {
+	client, err := b.cluster.Client()
+	if err != nil {
+		return err
+	}
+	b.client = client
+	var last error
+	err = poll(ctx, 3*time.Minute, func() bool {
+		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		last = err
+		if err == nil && string(body) == "ok" {
+			return true
+		}
+		return !b.controlPlaneAlive(&last)
+	})
+	if last != nil {
+		return fmt.Errorf("%w (logs: %s)", last, filepath.Join(b.cfg.Dir(), "logs"))
+	}
+	return err
+}
+
+// controlPlaneAlive reports whether every control-plane process still runs,
+// setting *err to name the first that died.
+func (b *bringUp) controlPlaneAlive(err *error) bool {
+	for _, bin := range controlplane.Binaries {
+		pidb, rerr := os.ReadFile(filepath.Join(b.cfg.Dir(), "run", bin+".pid"))
+		pid, _ := strconv.Atoi(string(pidb))
+		if rerr != nil || !proc.Alive(pid) {
+			*err = fmt.Errorf("%s exited; see %s", bin, controlplane.Logs(b.cfg.Dir(), bin))
+			return false
+		}
+	}
+	return true
+}
+
+// nodeDir is the root of node i's own files.
+func (b *bringUp) nodeDir(i int) string {
+	return filepath.Join(b.cfg.Dir(), "nodes", b.cfg.NodeName(i))
+}
+
+func (b *bringUp) startNodeRoles(context.Context) error {
+	for i := 1; i <= b.cfg.Nodes; i++ {
+		dir := b.nodeDir(i)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		name := b.cfg.NodeName(i)
+		kc := filepath.Join(dir, "kubelet.kubeconfig")
+		if err := b.creds.KubeconfigFor(kc, "cnilab-"+b.cfg.Name, b.creds.InternalServer, "system:node:"+name, "system:nodes"); err != nil {
+			return err
+		}
+		nc := noderole.Config{
+			NodeName: name, NodeIP: b.cfg.NodeIP(i).String(), Kubeconfig: kc,
+			CNIConfDir: filepath.Join(dir, "etc", "cni", "net.d"), CNIBinDirs: []string{b.cfg.CNIBinDir, b.cfg.BinDir},
+			CNICacheDir: filepath.Join(dir, "var", "lib", "cni", "cache"), StateDir: filepath.Join(dir, "var", "lib", "node-role"),
+			ProbeBinary: filepath.Join(b.cfg.BinDir, "cnilab-probe"), PodNetnsPrefix: b.cfg.NetnsPrefix() + "pod.",
+		}
+		j, err := json.MarshalIndent(nc, "", "  ")
+		if err != nil {
+			return err
+		}
+		ncPath := filepath.Join(dir, "node-role.json")
+		if err := os.WriteFile(ncPath, j, 0o644); err != nil {
+			return err
+		}
+		cmd, err := labns.Command(b.cfg.NodeNetns(i), filepath.Join(b.cfg.BinDir, "cnilab"), "lab", "node-role", "--config", ncPath)
+		if err != nil {
+			return err
+		}
+		if _, err := proc.Start(proc.Spec{Lab: b.cfg.Name, Name: "node-role-" + name, Cmd: cmd,
+			LogDir: filepath.Join(b.cfg.Dir(), "logs"), PidDir: filepath.Join(b.cfg.Dir(), "run")}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bringUp) waitPodCIDRs(ctx context.Context) error {
+	var missing string
+	err := poll(ctx, 2*time.Minute, func() bool {
+		for i := 1; i <= b.cfg.Nodes; i++ {
+			n, err := b.client.CoreV1().Nodes().Get(ctx, b.cfg.NodeName(i), metav1.GetOptions{})
+			if err != nil {
+				missing = b.cfg.NodeName(i) + " not registered: " + err.Error()
+				return false
+			}
+			if n.Spec.PodCIDR == "" {
+				missing = b.cfg.NodeName(i) + " has no PodCIDR yet"
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %s (logs: %s)", err, missing, filepath.Join(b.cfg.Dir(), "logs"))
+	}
+	return nil
+}
+
+func (b *bringUp) cniNodes() []cni.Node {
+	var out []cni.Node
+	for i := 1; i <= b.cfg.Nodes; i++ {
+		dir := b.nodeDir(i)
+		out = append(out, cni.Node{Name: b.cfg.NodeName(i), IP: b.cfg.NodeIP(i).String(), Netns: b.cfg.NodeNetns(i),
+			Dir: dir, ConfDir: filepath.Join(dir, "etc", "cni", "net.d")})
+	}
+	return out
+}
+
+func (b *bringUp) installCNI(ctx context.Context) error {
+	env := cni.Env{
+		Lab: b.cfg.Name, Dir: b.cfg.Dir(), ToolsDir: b.cfg.ToolsDir, CNIBinDir: b.cfg.CNIBinDir,
+		ClusterCIDR: b.cfg.ClusterCIDR, Client: b.client, Progress: b.out,
+		Kubeconfig: func(path, user string, groups ...string) error {
+			return b.creds.KubeconfigFor(path, "cnilab-"+b.cfg.Name, b.creds.InternalServer, user, groups...)
+		},
+	}
+	return b.installer.Install(ctx, env, b.cniNodes())
+}
+
+func (b *bringUp) waitReady(ctx context.Context) error {
+	var why string
+	err := poll(ctx, 2*time.Minute, func() bool {
+		for i := 1; i <= b.cfg.Nodes; i++ {
+			n, err := b.client.CoreV1().Nodes().Get(ctx, b.cfg.NodeName(i), metav1.GetOptions{})
+			if err != nil {
+				why = err.Error()
+				return false
+			}
+			if !nodeReady(n) {
+				why = n.Name + " is not Ready"
+				return false
+			}
+		}
+		// Pods can only be created once the service account controller has
+		// made the default account.
+		if _, err := b.client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{}); err != nil {
+			why = "no default service account yet"
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, why)
+	}
+	return nil
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// poll calls done every 250ms until it returns true, ctx ends or timeout passes.
+func poll(ctx context.Context, timeout time.Duration, done func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if done() {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

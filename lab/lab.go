@@ -1,0 +1,88 @@
+// Package lab is the public face of cnilab's test lab: a Provider makes a
+// Cluster (nodes, a real Kubernetes control plane, a CNI) and a Cluster runs
+// commands in its pods and nodes. Providers live under internal/; this package
+// only chooses one and adapts it.
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/cnilab/cnilab/lab/config"
+	netnsprovider "github.com/cnilab/cnilab/lab/internal/providers/netns"
+)
+
+// Node is one node of a lab cluster.
+type Node struct {
+	Name string // Kubernetes node name
+	IP   string // address on the lab underlay
+}
+
+// ExecResult is the output and exit code of a command run in a pod or node.
+type ExecResult struct {
+	Stdout, Stderr []byte
+	ExitCode       int
+}
+
+// Cluster is a running lab cluster.
+type Cluster interface {
+	Name() string
+	Provider() string
+	CNI() string
+	// Kubeconfig is the path of an admin kubeconfig usable from this machine.
+	Kubeconfig() string
+	// KernelRelease is the kernel the nodes run.
+	KernelRelease() string
+	Nodes() []Node
+	Client() (kubernetes.Interface, error)
+	// ExecPod runs argv in the pod's network namespace, as kubectl exec would
+	// in a container; a non-zero exit is reported in the result, not as error.
+	ExecPod(ctx context.Context, namespace, pod string, argv []string) (ExecResult, error)
+	// ExecNode runs argv on the node (in its network namespace).
+	ExecNode(ctx context.Context, node string, argv []string) (ExecResult, error)
+}
+
+// Provider makes, finds and removes clusters.
+type Provider interface {
+	Name() string
+	Create(ctx context.Context, opts ...Option) (Cluster, error)
+	Get(name string) (Cluster, error)
+	Delete(name string) error
+	// DeleteAll removes every lab of this provider, including what a killed
+	// run left behind.
+	DeleteAll() error
+	List() ([]string, error)
+}
+
+// Option changes how a cluster is created.
+type Option func(*config.Config)
+
+// WithName names the lab.
+func WithName(name string) Option { return func(c *config.Config) { c.Name = name } }
+
+// WithCNI chooses the pod network.
+func WithCNI(cni string) Option { return func(c *config.Config) { c.CNI = cni } }
+
+// WithNodes sets the number of nodes.
+func WithNodes(n int) Option { return func(c *config.Config) { c.Nodes = n } }
+
+// WithAPIPort fixes the loopback port of the API server's port-forward.
+func WithAPIPort(p int) Option { return func(c *config.Config) { c.APIPort = p } }
+
+// WithConfig replaces the whole configuration.
+func WithConfig(cfg config.Config) Option { return func(c *config.Config) { *c = cfg } }
+
+// NewProvider returns the named provider; progress (may be nil) receives
+// bring-up progress lines.
+func NewProvider(name string, progress io.Writer) (Provider, error) {
+	switch name {
+	case "netns", "":
+		return &netnsAdapter{p: netnsprovider.Provider{StateDir: stateDir()}, progress: progress}, nil
+	case "qemu", "kind", "existing":
+		return nil, fmt.Errorf("provider %q is not implemented yet: use netns", name)
+	}
+	return nil, fmt.Errorf("unknown provider %q: known providers are %v", name, config.Providers)
+}
