@@ -11,8 +11,8 @@ import (
 
 	"github.com/cnilab/cnilab/lab"
 	"github.com/cnilab/cnilab/lab/config"
-	"github.com/cnilab/cnilab/lab/portforward"
 	"github.com/cnilab/cnilab/lab/noderole"
+	"github.com/cnilab/cnilab/lab/portforward"
 )
 
 func labCommand() *cobra.Command {

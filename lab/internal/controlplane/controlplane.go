@@ -38,6 +38,9 @@ type Credentials struct {
 	CA *pki.CA
 	// InternalServer is the API URL inside the lab.
 	InternalServer string
+
+	cfg   Config
+	files *files
 }
 
 // KubeconfigFor writes a kubeconfig for a client identity (CN=user, O=groups)
@@ -61,8 +64,8 @@ func CheckBinaries(toolsDir string) error {
 	return nil
 }
 
-// Start writes the PKI and starts the four control-plane processes. It does not
-// wait for them to be ready; callers wait through the API.
+// Start writes the PKI and starts etcd and kube-apiserver. It does not wait
+// for them; callers wait through the API, then call StartControllers.
 func Start(c Config) (*Credentials, error) {
 	if err := CheckBinaries(c.ToolsDir); err != nil {
 		return nil, err
@@ -75,7 +78,7 @@ func Start(c Config) (*Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	creds := &Credentials{CA: f.ca, InternalServer: "https://" + net.JoinHostPort(c.Address, strconv.Itoa(APIPort))}
+	creds := &Credentials{CA: f.ca, InternalServer: "https://" + net.JoinHostPort(c.Address, strconv.Itoa(APIPort)), cfg: c, files: f}
 	for _, comp := range []struct{ user, file string }{
 		{"system:kube-controller-manager", "controller-manager.kubeconfig"},
 		{"system:kube-scheduler", "scheduler.kubeconfig"},
@@ -84,16 +87,27 @@ func Start(c Config) (*Credentials, error) {
 			return nil, fmt.Errorf("control plane: %w", err)
 		}
 	}
-	for _, d := range daemons(c, f, pkiDir) {
+	return creds, startDaemons(c, daemons(c, f, pkiDir)[:2])
+}
+
+// StartControllers starts kube-controller-manager and kube-scheduler; they
+// exit when the API server does not answer at start, so call it once it does.
+func StartControllers(creds *Credentials) error {
+	c := creds.cfg
+	return startDaemons(c, daemons(c, creds.files, filepath.Join(c.Dir, "pki"))[2:])
+}
+
+func startDaemons(c Config, ds []daemon) error {
+	for _, d := range ds {
 		cmd, err := netns.Command(c.Netns, filepath.Join(c.ToolsDir, d.bin), d.args...)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if _, err := proc.Start(proc.Spec{Lab: c.Lab, Name: d.bin, Cmd: cmd, LogDir: filepath.Join(c.Dir, "logs"), PidDir: filepath.Join(c.Dir, "run")}); err != nil {
-			return nil, fmt.Errorf("control plane: %w", err)
+			return fmt.Errorf("control plane: %w", err)
 		}
 	}
-	return creds, nil
+	return nil
 }
 
 type files struct {

@@ -21,9 +21,9 @@ import (
 	"github.com/cnilab/cnilab/lab/internal/cni"
 	"github.com/cnilab/cnilab/lab/internal/controlplane"
 	labns "github.com/cnilab/cnilab/lab/internal/netns"
-	"github.com/cnilab/cnilab/lab/portforward"
 	"github.com/cnilab/cnilab/lab/internal/proc"
 	"github.com/cnilab/cnilab/lab/noderole"
+	"github.com/cnilab/cnilab/lab/portforward"
 )
 
 // Create brings up a lab as a list of steps; if any step fails, everything
@@ -58,8 +58,9 @@ func (p Provider) Create(ctx context.Context, cfg config.Config, progress io.Wri
 	}{
 		{"Writing lab state", b.writeState},
 		{fmt.Sprintf("Creating underlay and %d node namespaces", cfg.Nodes), b.createNetwork},
-		{"Starting control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)", b.startControlPlane},
+		{"Starting etcd and kube-apiserver", b.startControlPlane},
 		{"Waiting for the API server", b.waitAPI},
+		{"Starting kube-controller-manager and kube-scheduler", b.startControllers},
 		{"Starting node roles", b.startNodeRoles},
 		{"Waiting for nodes to register and get PodCIDRs", b.waitPodCIDRs},
 		{"Installing CNI " + cfg.CNI, b.installCNI},
@@ -72,6 +73,9 @@ func (p Provider) Create(ctx context.Context, cfg config.Config, progress io.Wri
 		fmt.Fprintf(progress, " • %s ...\n", s.name)
 		if err := s.fn(ctx); err != nil {
 			fmt.Fprintf(progress, " ✗ %s: %v\n   cleaning up lab %q\n", s.name, err, cfg.Name)
+			if kept, kerr := keepLogs(cfg); kerr == nil && kept != "" {
+				err = fmt.Errorf("%w (logs kept in %s)", err, kept)
+			}
 			if derr := p.Delete(cfg.Name); derr != nil {
 				err = errors.Join(err, fmt.Errorf("cleanup: %w", derr))
 			}
@@ -81,6 +85,30 @@ func (p Provider) Create(ctx context.Context, cfg config.Config, progress io.Wri
 	}
 	fmt.Fprintf(progress, "Lab %q is up in %.1fs; API server at https://127.0.0.1:%d\n", cfg.Name, time.Since(start).Seconds(), cfg.APIPort)
 	return c, nil
+}
+
+// keepLogs copies the lab's logs out of its state directory before a failed
+// bring-up removes it, so the failure can be read.
+func keepLogs(cfg config.Config) (string, error) {
+	src := filepath.Join(cfg.Dir(), "logs")
+	entries, err := os.ReadDir(src)
+	if err != nil || len(entries) == 0 {
+		return "", err
+	}
+	dst, err := os.MkdirTemp("", "cnilab-"+cfg.Name+"-logs-")
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dst, nil
 }
 
 func lower(s string) string {
@@ -175,6 +203,10 @@ func (b *bringUp) startControlPlane(context.Context) error {
 	return b.creds.KubeconfigFor(b.cluster.Kubeconfig(), "cnilab-"+b.cfg.Name, server, "cnilab-admin", "system:masters")
 }
 
+func (b *bringUp) startControllers(context.Context) error {
+	return controlplane.StartControllers(b.creds)
+}
+
 func (b *bringUp) waitAPI(ctx context.Context) error {
 	client, err := b.cluster.Client()
 	if err != nil {
@@ -199,7 +231,7 @@ func (b *bringUp) waitAPI(ctx context.Context) error {
 // controlPlaneAlive reports whether every control-plane process still runs,
 // setting *err to name the first that died.
 func (b *bringUp) controlPlaneAlive(err *error) bool {
-	for _, bin := range controlplane.Binaries {
+	for _, bin := range controlplane.Binaries[:2] {
 		pidb, rerr := os.ReadFile(filepath.Join(b.cfg.Dir(), "run", bin+".pid"))
 		pid, _ := strconv.Atoi(string(pidb))
 		if rerr != nil || !proc.Alive(pid) {

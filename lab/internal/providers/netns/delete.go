@@ -20,7 +20,7 @@ import (
 // them), mounts under its state directory, and the state directory.
 func (p Provider) Delete(name string) error {
 	var errs []error
-	if err := proc.StopAll(name, 5*time.Second); err != nil {
+	if err := proc.StopAll(name, 2*time.Second); err != nil {
 		errs = append(errs, err)
 	}
 	prefix := config.NetnsPrefix + name + "."

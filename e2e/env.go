@@ -1,0 +1,39 @@
+package e2e
+
+import (
+	"os"
+	"strconv"
+)
+
+// Env is how a run is configured: from the environment `make e2e` sets.
+type Env struct {
+	Provider  string // CNILAB_PROVIDER (netns)
+	CNI       string // CNILAB_CNI (flannel)
+	Nodes     int    // CNILAB_NODES (2)
+	LabName   string // CNILAB_LAB (e2e-<cni>)
+	Keep      bool   // CNILAB_KEEP=1 leaves the lab up after the run
+	ReportDir string // CNILAB_REPORT_DIR (_output/report)
+}
+
+// EnvFromOS reads the run configuration.
+func EnvFromOS() Env {
+	e := Env{
+		Provider:  getenv("CNILAB_PROVIDER", "netns"),
+		CNI:       getenv("CNILAB_CNI", "flannel"),
+		Nodes:     2,
+		Keep:      os.Getenv("CNILAB_KEEP") == "1",
+		ReportDir: getenv("CNILAB_REPORT_DIR", "_output/report"),
+	}
+	if n, err := strconv.Atoi(os.Getenv("CNILAB_NODES")); err == nil {
+		e.Nodes = n
+	}
+	e.LabName = getenv("CNILAB_LAB", "e2e-"+e.CNI)
+	return e
+}
+
+func getenv(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,115 @@
+// Package report is the machine-readable record of e2e runs: report.json holds
+// one Run per suite run (provider, CNI, kernel, counts, and every spec), and
+// Summary renders a run as the one-screen summary `make e2e` prints.
+package report
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Spec states.
+const (
+	Passed  = "passed"
+	Failed  = "failed"
+	Skipped = "skipped"
+)
+
+// Spec is one spec of a run.
+type Spec struct {
+	Name     string   `json:"name"`
+	Labels   []string `json:"labels"`
+	State    string   `json:"state"`
+	Reason   string   `json:"reason,omitempty"`
+	Seconds  float64  `json:"seconds"`
+	Location string   `json:"location,omitempty"`
+}
+
+// Run is one suite run against one cluster.
+type Run struct {
+	Provider    string    `json:"provider"`
+	CNI         string    `json:"cni"`
+	Kernel      string    `json:"kernel"`
+	LabelFilter string    `json:"labelFilter,omitempty"`
+	Started     time.Time `json:"started"`
+	Seconds     float64   `json:"seconds"`
+	// SetupSeconds is the lab bring-up time within the run.
+	SetupSeconds float64 `json:"setupSeconds,omitempty"`
+	Passed       int     `json:"passed"`
+	Failed       int     `json:"failed"`
+	Skipped      int     `json:"skipped"`
+	Specs        []Spec  `json:"specs"`
+	// Failure is set when the run could not start (e.g. lab bring-up failed).
+	Failure string `json:"failure,omitempty"`
+}
+
+// File is report.json.
+type File struct {
+	Runs []Run `json:"runs"`
+}
+
+// Count sets the counters from the specs.
+func (r *Run) Count() {
+	r.Passed, r.Failed, r.Skipped = 0, 0, 0
+	for _, s := range r.Specs {
+		switch s.State {
+		case Passed:
+			r.Passed++
+		case Failed:
+			r.Failed++
+		default:
+			r.Skipped++
+		}
+	}
+}
+
+// Load reads report.json from dir; a missing file is an empty report.
+func Load(dir string) (File, error) {
+	var f File
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return f, nil
+	}
+	if err != nil {
+		return f, fmt.Errorf("read report: %w", err)
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return f, fmt.Errorf("read report %s: %w", filepath.Join(dir, "report.json"), err)
+	}
+	return f, nil
+}
+
+// Append adds a run to dir/report.json under an exclusive lock, so parallel
+// runs each keep their entry.
+func Append(dir string, run Run) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("report dir: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".report.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("lock report: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock report: %w", err)
+	}
+	f, err := Load(dir)
+	if err != nil {
+		return err
+	}
+	f.Runs = append(f.Runs, run)
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "report.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, "report.json"))
+}
