@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"net"
 	"os"
 	"strconv"
@@ -108,12 +110,18 @@ func (s *Server) listen(p Protocol, address string, port int) error {
 		s.tcp = append(s.tcp, l)
 		s.endpoints = append(s.endpoints, Endpoint{TCP, l.Addr().String()})
 	case UDP:
-		c, err := net.ListenPacket("udp", addr)
-		if err != nil {
+		if address != "" {
+			return s.listenUDP("udp", addr)
+		}
+		// One socket per family, so each can answer from the address a
+		// request was sent to (see serveUDP); IPv6 is optional.
+		if err := s.listenUDP("udp4", net.JoinHostPort("0.0.0.0", strconv.Itoa(port))); err != nil {
 			return err
 		}
-		s.udp = append(s.udp, c)
-		s.endpoints = append(s.endpoints, Endpoint{UDP, c.LocalAddr().String()})
+		if port == 0 {
+			port = s.udp[len(s.udp)-1].LocalAddr().(*net.UDPAddr).Port
+		}
+		_ = s.listenUDP("udp6", net.JoinHostPort("::", strconv.Itoa(port)))
 	case SCTP:
 		l, err := listenSCTP(address, port)
 		if err != nil {
@@ -197,7 +205,49 @@ func (s *Server) serveTCP(l net.Listener) error {
 	return nil
 }
 
+func (s *Server) listenUDP(network, addr string) error {
+	c, err := net.ListenPacket(network, addr)
+	if err != nil {
+		return err
+	}
+	s.udp = append(s.udp, c)
+	s.endpoints = append(s.endpoints, Endpoint{UDP, c.LocalAddr().String()})
+	return nil
+}
+
+// serveUDP answers every datagram from the address it was sent to. Without
+// that, a reply to a packet addressed to one of several local addresses (a
+// node's underlay IP reached from a pod) leaves from whichever address the
+// route back prefers, and the connected client drops it.
 func (s *Server) serveUDP(c net.PacketConn) error {
+	if p := ipv6.NewPacketConn(c); c.LocalAddr().(*net.UDPAddr).IP.To4() == nil && p.SetControlMessage(ipv6.FlagDst, true) == nil {
+		buf := make([]byte, 64*1024)
+		for {
+			_, cm, peer, err := p.ReadFrom(buf)
+			if err != nil {
+				return err
+			}
+			var out *ipv6.ControlMessage
+			if cm != nil && cm.Dst != nil {
+				out = &ipv6.ControlMessage{Src: cm.Dst}
+			}
+			_, _ = p.WriteTo(s.reply, out, peer)
+		}
+	}
+	if p := ipv4.NewPacketConn(c); p.SetControlMessage(ipv4.FlagDst, true) == nil {
+		buf := make([]byte, 64*1024)
+		for {
+			_, cm, peer, err := p.ReadFrom(buf)
+			if err != nil {
+				return err
+			}
+			var out *ipv4.ControlMessage
+			if cm != nil && cm.Dst != nil {
+				out = &ipv4.ControlMessage{Src: cm.Dst}
+			}
+			_, _ = p.WriteTo(s.reply, out, peer)
+		}
+	}
 	buf := make([]byte, 64*1024)
 	for {
 		_, peer, err := c.ReadFrom(buf)
