@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/cnilab/cnilab/lab"
 	"github.com/cnilab/cnilab/lab/probe"
 )
 
@@ -105,6 +106,14 @@ var _ = Describe("Connectivity", Label("connectivity"), Ordered, func() {
 		{"pod to its own node", func() From { return From{Namespace: ns, Pod: "client"} }, func() *corev1.Pod { return pods["host-local"] }, hostPort},
 		{"pod to another node", func() From { return From{Namespace: ns, Pod: "client"} }, func() *corev1.Pod { return pods["host-remote"] }, hostPort},
 	}
+	It("keeps the lab off the machine's network", Label("isolation"), func() {
+		checker, ok := cluster.(lab.IsolationChecker)
+		if !ok {
+			Skip("provider " + cluster.Provider() + " cannot inspect its nodes' routes")
+		}
+		Expect(checker.CheckIsolation()).To(Succeed())
+	})
+
 	for _, p := range paths {
 		for _, proto := range protocols {
 			It(fmt.Sprintf("%s over %s", p.name, proto), func(ctx SpecContext) {

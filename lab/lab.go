@@ -86,3 +86,9 @@ func NewProvider(name string, progress io.Writer) (Provider, error) {
 	}
 	return nil, fmt.Errorf("unknown provider %q: known providers are %v", name, config.Providers)
 }
+
+// IsolationChecker is implemented by providers that can prove their cluster
+// has no path to the machine's real network.
+type IsolationChecker interface {
+	CheckIsolation() error
+}

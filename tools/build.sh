@@ -81,7 +81,7 @@ describe_tool() {
 		T_OUT="$BIN_DIR/"
 		T_PKGS=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler)
 		T_BINS=("$BIN_DIR/kube-apiserver" "$BIN_DIR/kube-controller-manager" "$BIN_DIR/kube-scheduler")
-		T_ETA="~15 min"
+		T_ETA="15-20 min"
 		;;
 	flannel)
 		T_DIR="$ROOT/tools/flannel"
@@ -96,7 +96,7 @@ describe_tool() {
 		T_BINS=("$BIN_DIR/flanneld")
 		local f
 		while IFS= read -r f; do T_INPUTS+=("$f"); done < <(find "$T_DIR/tencentcloud-vpc-standin" -type f | LC_ALL=C sort)
-		T_ETA="~8 min"
+		T_ETA="~4 min"
 		;;
 	cni-plugins)
 		T_DIR="$ROOT/tools/cni-plugins"
@@ -109,7 +109,7 @@ describe_tool() {
 			T_PKGS+=("github.com/containernetworking/plugins/plugins/$p")
 			T_BINS+=("$CNI_BIN_DIR/${p##*/}")
 		done
-		T_ETA="~2 min"
+		T_ETA="~1 min"
 		;;
 	*)
 		die "unknown tool '$1' (tools: ${ALL_TOOLS[*]})"
