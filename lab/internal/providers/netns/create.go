@@ -40,14 +40,14 @@ func (p Provider) Create(ctx context.Context, cfg config.Config, progress io.Wri
 	if err != nil {
 		return nil, err
 	}
-	if err := preflight(cfg, installer); err != nil {
-		return nil, err
-	}
 	listener, err := portforward.Listen(net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.APIPort)))
 	if err != nil {
 		return nil, fmt.Errorf("API port-forward: %w", err)
 	}
 	defer listener.Close()
+	if err := preflight(cfg, installer); err != nil {
+		return nil, err
+	}
 	cfg.APIPort = listener.Addr().(*net.TCPAddr).Port
 
 	c := &Cluster{cfg: cfg}
