@@ -41,13 +41,13 @@ check:
 unit:
 	$(GO) test -count=1 $(PKGS_UNIT)
 
-# The suite runs once per CNI in $(CNI). Each run is tagged with the lab it
-# makes (CNILAB_LAB), so `cnilab lab down --all` also stops a run whose make
-# was killed.
+# The suite runs once per CNI in $(CNI). The loop and each run are tagged
+# (CNILAB_LAB), so `cnilab lab down --all` also stops a run whose make was
+# killed, and the loop does not go on to the next CNI.
 e2e: build tools
 	@mkdir -p $(REPORT); rm -f $(REPORT)/report.json
 	$(GO) test -c -o $(BIN)/e2e.test ./e2e
-	@rc=0; for cni in $(subst $(comma), ,$(CNI)); do \
+	@export CNILAB_LAB=make-e2e; rc=0; for cni in $(subst $(comma), ,$(CNI)); do \
 		echo "=== e2e: provider=$(PROVIDER) cni=$$cni labels='$(LABELS)' ==="; \
 		CNILAB_E2E=1 CNILAB_PROVIDER=$(PROVIDER) CNILAB_CNI=$$cni CNILAB_NODES=$(NODES) \
 		CNILAB_LAB=e2e-$$cni CNILAB_OUTPUT=$(OUT) CNILAB_REPORT_DIR=$(REPORT) \
