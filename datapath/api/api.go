@@ -1,0 +1,50 @@
+// Package api is the node-local API between the cnilab CNI plugin (and other
+// local clients) and the cnilab agent: HTTP with JSON bodies over the agent's
+// unix socket. It holds only the wire types, the paths and a small client, so
+// both sides agree on one definition.
+package api
+
+// Paths served by the agent on its unix socket.
+const (
+	PathHealthz   = "/healthz"
+	PathStatus    = "/v1/status"
+	PathNode      = "/v1/node"      // GET: NodeInfo
+	PathEndpoints = "/v1/endpoints" // GET: []Endpoint; PUT/DELETE PathEndpoints + "/" + containerID
+)
+
+// NodeInfo is what the CNI plugin needs from the agent before an ADD.
+type NodeInfo struct {
+	NodeName string `json:"nodeName"`
+	// PodCIDR is the node's spec.podCIDR, e.g. "10.244.1.0/24".
+	PodCIDR string `json:"podCIDR"`
+	// Gateway is the address pods use as their default gateway: the first
+	// address of PodCIDR, which the node owns.
+	Gateway string `json:"gateway"`
+	// GatewayMAC is the MAC pods must use for Gateway: each pod gets a static
+	// neighbour entry, so there is no ARP for the gateway. Empty means the
+	// plugin uses the host-side veth's own MAC.
+	GatewayMAC string `json:"gatewayMAC,omitempty"`
+	MTU        int    `json:"mtu"`
+	// Ready is false until the agent has loaded its datapath and reconciled.
+	Ready bool `json:"ready"`
+}
+
+// Endpoint is one pod interface as registered by the CNI plugin.
+type Endpoint struct {
+	ContainerID  string `json:"containerID"`
+	IfName       string `json:"ifName"` // in the pod, e.g. eth0
+	Netns        string `json:"netns"`  // path of the pod's network namespace
+	PodNamespace string `json:"podNamespace,omitempty"`
+	PodName      string `json:"podName,omitempty"`
+	PodUID       string `json:"podUID,omitempty"`
+	IP           string `json:"ip"`      // the pod's IPv4 address, no prefix
+	PodMAC       string `json:"podMAC"`  // MAC of IfName inside the pod
+	HostIfName   string `json:"hostIfName"`
+	HostIfIndex  int    `json:"hostIfIndex"`
+	HostMAC      string `json:"hostMAC"`
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Message string `json:"message"`
+}
