@@ -29,7 +29,7 @@ const (
 // Providers and CNIs the lab knows.
 var (
 	Providers = []string{"netns"}
-	CNIs      = []string{"flannel"}
+	CNIs      = []string{"flannel", "cnilab", "cnilab-vxlan"}
 )
 
 // Config describes one lab.

@@ -30,6 +30,7 @@ type Env struct {
 	Lab         string
 	Dir         string // lab state directory
 	ToolsDir    string
+	BinDir      string // cnilab's own binaries
 	CNIBinDir   string
 	ClusterCIDR string
 	Client      kubernetes.Interface
@@ -56,6 +57,10 @@ func ForName(name string) (Installer, error) {
 	switch name {
 	case "flannel":
 		return Flannel{}, nil
+	case "cnilab":
+		return Cnilab{Mode: "native"}, nil
+	case "cnilab-vxlan":
+		return Cnilab{Mode: "vxlan"}, nil
 	}
 	return nil, fmt.Errorf("unknown CNI %q", name)
 }

@@ -135,7 +135,7 @@ func preflight(cfg config.Config, installer cni.Installer) error {
 	if err := controlplane.CheckBinaries(cfg.ToolsDir); err != nil {
 		return err
 	}
-	env := cni.Env{ToolsDir: cfg.ToolsDir, CNIBinDir: cfg.CNIBinDir}
+	env := cni.Env{ToolsDir: cfg.ToolsDir, BinDir: cfg.BinDir, CNIBinDir: cfg.CNIBinDir}
 	bins := append(installer.Binaries(env), filepath.Join(cfg.BinDir, "cnilab"), filepath.Join(cfg.BinDir, "cnilab-probe"))
 	return cni.CheckBinaries(bins)
 }
@@ -318,7 +318,7 @@ func (b *bringUp) cniNodes() []cni.Node {
 
 func (b *bringUp) installCNI(ctx context.Context) error {
 	env := cni.Env{
-		Lab: b.cfg.Name, Dir: b.cfg.Dir(), ToolsDir: b.cfg.ToolsDir, CNIBinDir: b.cfg.CNIBinDir,
+		Lab: b.cfg.Name, Dir: b.cfg.Dir(), ToolsDir: b.cfg.ToolsDir, BinDir: b.cfg.BinDir, CNIBinDir: b.cfg.CNIBinDir,
 		ClusterCIDR: b.cfg.ClusterCIDR, Client: b.client, Progress: b.out,
 		Kubeconfig: func(path, user string, groups ...string) error {
 			return b.creds.KubeconfigFor(path, "cnilab-"+b.cfg.Name, b.creds.InternalServer, user, groups...)

@@ -1,0 +1,182 @@
+// Package agent is the cnilab node agent: one per node, it loads the eBPF
+// datapath, learns the cluster's nodes through client-go informers, keeps the
+// node's routes, tunnel and datapath maps in step with them, accepts pod
+// endpoints from the CNI plugin on a unix socket, and reports health and
+// status. Its state lives in pinned maps and files, so a restart does not
+// disturb traffic.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Routing modes between nodes.
+const (
+	RoutingNative = "native"
+	RoutingVXLAN  = "vxlan"
+)
+
+// Config is the agent's configuration.
+type Config struct {
+	NodeName       string
+	Kubeconfig     string
+	StateDir       string // endpoint records
+	BPFFSDir       string // pinned maps and links
+	Socket         string // the node-local API (mode 0600)
+	RoutingMode    string // native or vxlan
+	UnderlayDevice string // the node's device on the underlay, e.g. eth0
+	CNIConfDir     string // where the CNI configuration is written once ready ("" = not written)
+	CNIConfName    string // file name, default 05-cnilab.conflist
+	IPAMDataDir    string // the plugin's IPAM state, put in the CNI configuration
+	MTU            int    // of the underlay; pods get it less the tunnel overhead
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.NodeName == "":
+		return errors.New("agent config: node name is empty")
+	case c.StateDir == "" || c.BPFFSDir == "" || c.Socket == "":
+		return errors.New("agent config: state dir, bpffs dir and socket are required")
+	case c.RoutingMode != RoutingNative && c.RoutingMode != RoutingVXLAN:
+		return fmt.Errorf("agent config: unknown routing mode %q: want native or vxlan", c.RoutingMode)
+	case c.UnderlayDevice == "":
+		return errors.New("agent config: underlay device is empty")
+	}
+	return nil
+}
+
+// Agent is a running agent.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	client kubernetes.Interface
+	dp     Datapath
+
+	mu        sync.Mutex
+	ready     bool
+	started   time.Time
+	podCIDR   netip.Prefix
+	gateway   netip.Addr
+	mtu       int
+	endpoints map[string]*endpointRecord // by container ID
+	remotes   map[string]remoteNode      // by node name
+	underlay  int                        // ifindex
+	overlay   int                        // vxlan ifindex, 0 in native mode
+}
+
+// New builds an agent; Run starts it.
+func New(cfg Config, log *slog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.CNIConfName == "" {
+		cfg.CNIConfName = "05-cnilab.conflist"
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = 1500
+	}
+	a := &Agent{cfg: cfg, log: log, started: time.Now(), endpoints: map[string]*endpointRecord{}, remotes: map[string]remoteNode{}}
+	if cfg.Kubeconfig != "" {
+		rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("agent: kubeconfig %s: %w", cfg.Kubeconfig, err)
+		}
+		rc.UserAgent = "cnilab-agent/" + cfg.NodeName
+		if a.client, err = kubernetes.NewForConfig(rc); err != nil {
+			return nil, fmt.Errorf("agent: client: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// Run brings the node's datapath up, serves the API, and keeps reconciling
+// until ctx ends. It never tears the datapath down: pods keep forwarding
+// while the agent is away.
+func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error)) error {
+	for _, d := range []string{a.cfg.StateDir, filepath.Dir(a.cfg.Socket)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+	}
+	ln, err := listenUnix(a.cfg.Socket)
+	if err != nil {
+		return err
+	}
+	srv := a.server()
+	go func() { _ = srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		_ = os.Remove(a.cfg.Socket)
+	}()
+
+	if err := a.waitOwnNode(ctx); err != nil {
+		return err
+	}
+	if err := a.setupNode(); err != nil {
+		return err
+	}
+	dp, err := load(a.cfg, a.overlay)
+	if err != nil {
+		return fmt.Errorf("agent: load datapath: %w", err)
+	}
+	defer dp.Close()
+	a.mu.Lock()
+	a.dp = dp
+	a.mu.Unlock()
+	a.log.Info("datapath loaded", "attach", dp.AttachMode(), "features", dp.Features())
+	if err := dp.AttachNetdev(a.underlay); err != nil {
+		return fmt.Errorf("agent: attach to %s: %w", a.cfg.UnderlayDevice, err)
+	}
+	if a.overlay != 0 {
+		if err := dp.AttachOverlay(a.overlay); err != nil {
+			return fmt.Errorf("agent: attach to the vxlan device: %w", err)
+		}
+	}
+	if err := a.restoreEndpoints(); err != nil {
+		return err
+	}
+	synced := make(chan struct{})
+	go a.watchNodes(ctx, synced)
+	select {
+	case <-synced:
+	case <-ctx.Done():
+		return nil
+	}
+	if err := a.writeCNIConfig(); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.ready = true
+	a.mu.Unlock()
+	a.log.Info("agent ready", "node", a.cfg.NodeName, "podCIDR", a.podCIDR, "routing", a.cfg.RoutingMode)
+	<-ctx.Done()
+	return nil
+}
+
+func listenUnix(path string) (net.Listener, error) {
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("agent: listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("agent: chmod %s: %w", path, err)
+	}
+	return ln, nil
+}

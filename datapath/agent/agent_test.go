@@ -1,0 +1,156 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/cnilab/cnilab/datapath/api"
+)
+
+type fakeDatapath struct {
+	attached  map[int]bool
+	endpoints map[netip.Addr]EndpointEntry
+	failPut   bool
+}
+
+func newFake() *fakeDatapath {
+	return &fakeDatapath{attached: map[int]bool{}, endpoints: map[netip.Addr]EndpointEntry{}}
+}
+func (f *fakeDatapath) AttachMode() string                          { return "fake" }
+func (f *fakeDatapath) Features() map[string]any                    { return map[string]any{"fake": true} }
+func (f *fakeDatapath) AttachEndpoint(i int) error                  { f.attached[i] = true; return nil }
+func (f *fakeDatapath) DetachEndpoint(i int) error                  { delete(f.attached, i); return nil }
+func (f *fakeDatapath) AttachOverlay(int) error                     { return nil }
+func (f *fakeDatapath) AttachNetdev(int) error                      { return nil }
+func (f *fakeDatapath) UpsertRemote(netip.Prefix, netip.Addr) error { return nil }
+func (f *fakeDatapath) DeleteRemote(netip.Prefix) error             { return nil }
+func (f *fakeDatapath) Close() error                                { return nil }
+func (f *fakeDatapath) DeleteEndpoint(ip netip.Addr) error          { delete(f.endpoints, ip); return nil }
+func (f *fakeDatapath) UpsertEndpoint(ip netip.Addr, e EndpointEntry) error {
+	if f.failPut {
+		return io.ErrUnexpectedEOF
+	}
+	f.endpoints[ip] = e
+	return nil
+}
+
+func testAgent(t *testing.T, ready bool) (*Agent, *fakeDatapath) {
+	t.Helper()
+	a, err := New(Config{NodeName: "n1", StateDir: t.TempDir(), BPFFSDir: "/x", Socket: "/x.sock", RoutingMode: RoutingNative, UnderlayDevice: "eth0"},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFake()
+	a.dp, a.ready = f, ready
+	a.podCIDR = netip.MustParsePrefix("10.244.1.0/24")
+	a.gateway = netip.MustParseAddr("10.244.1.1")
+	a.mtu = 1500
+	return a, f
+}
+
+// lo (index 1) stands in for a host-side veth: it always exists.
+var loEndpoint = api.Endpoint{ContainerID: "c1", IfName: "eth0", IP: "10.244.1.7", PodMAC: "02:00:00:00:00:01",
+	HostIfName: "lo", HostIfIndex: 1, HostMAC: "02:00:00:00:00:02", PodNamespace: "x", PodName: "a"}
+
+func do(t *testing.T, a *Agent, method, path string, body any) *httptest.ResponseRecorder {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	rec := httptest.NewRecorder()
+	a.server().Handler.ServeHTTP(rec, httptest.NewRequest(method, path, rd))
+	return rec
+}
+
+func TestNodeInfoAndHealth(t *testing.T) {
+	a, _ := testAgent(t, false)
+	if rec := do(t, a, http.MethodGet, api.PathHealthz, nil); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("healthz before ready: %d", rec.Code)
+	}
+	a.ready = true
+	if rec := do(t, a, http.MethodGet, api.PathHealthz, nil); rec.Code != http.StatusOK {
+		t.Errorf("healthz when ready: %d", rec.Code)
+	}
+	var n api.NodeInfo
+	rec := do(t, a, http.MethodGet, api.PathNode, nil)
+	if err := json.Unmarshal(rec.Body.Bytes(), &n); err != nil {
+		t.Fatal(err)
+	}
+	if n.PodCIDR != "10.244.1.0/24" || n.Gateway != "10.244.1.1" || !n.Ready || n.MTU != 1500 {
+		t.Errorf("node info %+v", n)
+	}
+}
+
+func TestPutAndDeleteEndpoint(t *testing.T) {
+	a, f := testAgent(t, true)
+	rec := do(t, a, http.MethodPut, api.PathEndpoints+"/c1", loEndpoint)
+	if rec.Code != http.StatusNoContent {
+		t.Fatalf("put: %d %s", rec.Code, rec.Body)
+	}
+	if !f.attached[1] || f.endpoints[netip.MustParseAddr("10.244.1.7")].Ifindex != 1 {
+		t.Fatalf("datapath not written: %+v %+v", f.attached, f.endpoints)
+	}
+	if got := a.Status().Endpoints; len(got) != 1 || got[0].ContainerID != "c1" {
+		t.Fatalf("status endpoints %+v", got)
+	}
+	// A restarted agent finds the endpoint from its record.
+	b, _ := testAgent(t, true)
+	b.cfg.StateDir = a.cfg.StateDir
+	if err := b.restoreEndpoints(); err != nil || len(b.endpoints) != 1 {
+		t.Fatalf("restore: %v, %d endpoints", err, len(b.endpoints))
+	}
+	if rec := do(t, a, http.MethodDelete, api.PathEndpoints+"/c1", nil); rec.Code != http.StatusNoContent {
+		t.Fatalf("delete: %d", rec.Code)
+	}
+	if len(f.endpoints) != 0 || f.attached[1] {
+		t.Fatalf("delete left datapath state: %+v %+v", f.attached, f.endpoints)
+	}
+	if rec := do(t, a, http.MethodDelete, api.PathEndpoints+"/c1", nil); rec.Code != http.StatusNoContent {
+		t.Fatalf("second delete: %d", rec.Code)
+	}
+}
+
+func TestPutEndpointRejects(t *testing.T) {
+	cases := map[string]struct {
+		mutate func(*api.Endpoint)
+		want   string
+	}{
+		"outside cidr": {func(e *api.Endpoint) { e.IP = "10.244.2.7" }, "outside this node's podCIDR"},
+		"bad ip":       {func(e *api.Endpoint) { e.IP = "nope" }, "invalid IPv4"},
+		"bad mac":      {func(e *api.Endpoint) { e.PodMAC = "zz" }, "pod MAC"},
+		"no link":      {func(e *api.Endpoint) { e.HostIfName = "lxcnothere" }, "not found on this node"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			a, f := testAgent(t, true)
+			ep := loEndpoint
+			tc.mutate(&ep)
+			rec := do(t, a, http.MethodPut, api.PathEndpoints+"/c1", ep)
+			if rec.Code/100 == 2 || !strings.Contains(rec.Body.String(), tc.want) {
+				t.Fatalf("want an error containing %q, got %d %s", tc.want, rec.Code, rec.Body)
+			}
+			if len(f.endpoints) != 0 || len(f.attached) != 0 {
+				t.Fatal("a rejected endpoint reached the datapath")
+			}
+		})
+	}
+	a, f := testAgent(t, true)
+	f.failPut = true
+	if rec := do(t, a, http.MethodPut, api.PathEndpoints+"/c1", loEndpoint); rec.Code/100 == 2 || len(f.attached) != 0 {
+		t.Fatalf("failed map write left an attachment: %d %+v", rec.Code, f.attached)
+	}
+	a, _ = testAgent(t, false)
+	if rec := do(t, a, http.MethodPut, api.PathEndpoints+"/c1", loEndpoint); rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("put before ready: %d", rec.Code)
+	}
+}

@@ -1,0 +1,29 @@
+package agent
+
+import (
+	"net"
+	"net/netip"
+)
+
+// EndpointEntry is what the datapath needs to deliver to a local pod.
+type EndpointEntry struct {
+	Ifindex int              // host-side veth
+	PodMAC  net.HardwareAddr // the pod interface
+	HostMAC net.HardwareAddr // the host-side veth
+}
+
+// Datapath is the part of the eBPF datapath the agent drives. The real one is
+// datapath/loader; tests use a fake.
+type Datapath interface {
+	AttachMode() string
+	Features() map[string]any
+	AttachEndpoint(ifindex int) error
+	DetachEndpoint(ifindex int) error
+	AttachOverlay(ifindex int) error
+	AttachNetdev(ifindex int) error
+	UpsertEndpoint(ip netip.Addr, e EndpointEntry) error
+	DeleteEndpoint(ip netip.Addr) error
+	UpsertRemote(p netip.Prefix, nodeIP netip.Addr) error
+	DeleteRemote(p netip.Prefix) error
+	Close() error
+}

@@ -1,0 +1,117 @@
+package agent
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cnilab/cnilab/datapath/api"
+)
+
+// Status is the agent's /v1/status document.
+type Status struct {
+	Node        string         `json:"node"`
+	Ready       bool           `json:"ready"`
+	PodCIDR     string         `json:"podCIDR"`
+	RoutingMode string         `json:"routingMode"`
+	AttachMode  string         `json:"attachMode"`
+	Features    map[string]any `json:"features"`
+	Endpoints   []api.Endpoint `json:"endpoints"`
+	RemoteNodes []remoteNode   `json:"remoteNodes"`
+	Started     time.Time      `json:"started"`
+}
+
+func (a *Agent) server() *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+api.PathHealthz, a.handleHealthz)
+	mux.HandleFunc("GET "+api.PathStatus, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, a.Status()) })
+	mux.HandleFunc("GET "+api.PathNode, a.handleNode)
+	mux.HandleFunc("GET "+api.PathEndpoints, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, a.Status().Endpoints) })
+	mux.HandleFunc("PUT "+api.PathEndpoints+"/{id}", a.handlePutEndpoint)
+	mux.HandleFunc("DELETE "+api.PathEndpoints+"/{id}", a.handleDeleteEndpoint)
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+}
+
+func (a *Agent) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	a.mu.Lock()
+	ready := a.ready
+	a.mu.Unlock()
+	if !ready {
+		http.Error(w, "not ready: datapath or node state not reconciled yet", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ok"))
+}
+
+func (a *Agent) handleNode(w http.ResponseWriter, _ *http.Request) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	info := api.NodeInfo{NodeName: a.cfg.NodeName, MTU: a.mtu, Ready: a.ready}
+	if a.podCIDR.IsValid() {
+		info.PodCIDR, info.Gateway = a.podCIDR.String(), a.gateway.String()
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (a *Agent) handlePutEndpoint(w http.ResponseWriter, r *http.Request) {
+	var ep api.Endpoint
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&ep); err != nil {
+		writeJSON(w, http.StatusBadRequest, api.Error{Message: "decode endpoint: " + err.Error()})
+		return
+	}
+	if ep.ContainerID != r.PathValue("id") {
+		writeJSON(w, http.StatusBadRequest, api.Error{Message: "container ID in path and body differ"})
+		return
+	}
+	a.mu.Lock()
+	ready := a.ready
+	a.mu.Unlock()
+	if !ready {
+		writeJSON(w, http.StatusServiceUnavailable, api.Error{Message: "agent not ready"})
+		return
+	}
+	if err := a.putEndpoint(ep); err != nil {
+		writeJSON(w, http.StatusUnprocessableEntity, api.Error{Message: err.Error()})
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *Agent) handleDeleteEndpoint(w http.ResponseWriter, r *http.Request) {
+	if err := a.deleteEndpoint(r.PathValue("id")); err != nil {
+		writeJSON(w, http.StatusInternalServerError, api.Error{Message: err.Error()})
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Status returns a snapshot of the agent's state.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := Status{Node: a.cfg.NodeName, Ready: a.ready, RoutingMode: a.cfg.RoutingMode, Started: a.started,
+		Endpoints: []api.Endpoint{}, RemoteNodes: []remoteNode{}}
+	if a.podCIDR.IsValid() {
+		s.PodCIDR = a.podCIDR.String()
+	}
+	if a.dp != nil {
+		s.AttachMode, s.Features = a.dp.AttachMode(), a.dp.Features()
+	}
+	for _, r := range a.endpoints {
+		s.Endpoints = append(s.Endpoints, r.Endpoint)
+	}
+	sort.Slice(s.Endpoints, func(i, j int) bool { return s.Endpoints[i].IP < s.Endpoints[j].IP })
+	for _, r := range a.remotes {
+		s.RemoteNodes = append(s.RemoteNodes, r)
+	}
+	sort.Slice(s.RemoteNodes, func(i, j int) bool { return strings.Compare(s.RemoteNodes[i].Name, s.RemoteNodes[j].Name) < 0 })
+	return s
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
