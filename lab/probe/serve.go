@@ -1,11 +1,13 @@
 package probe
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -45,6 +47,8 @@ type Server struct {
 	replies   sync.WaitGroup // goroutines writing stream replies
 	closeOnce sync.Once
 	closed    chan struct{}
+	doneOnce  sync.Once
+	done      context.Context
 }
 
 // Serve listens as cfg says and answers until ctx is done, then closes the
@@ -197,12 +201,46 @@ func (s *Server) serveTCP(l net.Listener) error {
 	if err != nil {
 		return err
 	}
-	s.replies.Go(func() {
-		defer c.Close()
-		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		_, _ = c.Write(s.line)
-	})
+	s.replies.Go(func() { s.echo(c) })
 	return nil
+}
+
+// echo greets a TCP client with the server's name, then echoes every line it
+// sends (what `cnilab-probe hold` uses to watch one long-lived connection)
+// until the client closes, goes idle for holdIdle, or the server closes.
+func (s *Server) echo(c net.Conn) {
+	defer c.Close()
+	stop := context.AfterFunc(s.closedCtx(), func() { c.Close() })
+	defer stop()
+	_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(s.line); err != nil {
+		return
+	}
+	r := bufio.NewReader(io.LimitReader(c, 1<<20))
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(holdIdle))
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			return
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(line); err != nil {
+			return
+		}
+	}
+}
+
+// holdIdle ends an echo connection the client stopped using.
+const holdIdle = 30 * time.Second
+
+// closedCtx is done once the server is closed.
+func (s *Server) closedCtx() context.Context {
+	s.doneOnce.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.done = ctx
+		go func() { <-s.closed; cancel() }()
+	})
+	return s.done
 }
 
 func (s *Server) listenUDP(network, addr string) error {
