@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -121,4 +123,44 @@ var _ = Describe("Connectivity", Label("connectivity"), Ordered, func() {
 			}, SpecTimeout(30*time.Second))
 		}
 	}
+
+	It("keeps an established TCP connection while the CNI's node agents restart", Label("restart"), func(ctx SpecContext) {
+		restarter, ok := cluster.(lab.AgentRestarter)
+		if !ok {
+			Skip("provider " + cluster.Provider() + " cannot restart node agents")
+		}
+		target := net.JoinHostPort(pods["server-remote"].Status.PodIP, "80")
+		type outcome struct {
+			res probe.HoldResult
+			err error
+		}
+		done := make(chan outcome, 1)
+		go func() {
+			defer GinkgoRecover()
+			r, err := cluster.ExecPod(ctx, ns, "client", []string{"cnilab-probe", "hold", "--duration", "15s", "--interval", "100ms", "--timeout", "5s", target})
+			var o outcome
+			o.err = err
+			if err == nil {
+				o.err = json.Unmarshal(r.Stdout, &o.res)
+			}
+			done <- o
+		}()
+		time.Sleep(time.Second)
+		for i := 0; i < 4; i++ {
+			sig := syscall.SIGTERM
+			if i%2 == 1 {
+				sig = syscall.SIGKILL
+			}
+			for _, n := range nodes {
+				Expect(restarter.RestartNodeAgent(n, sig)).To(Succeed())
+			}
+			time.Sleep(1500 * time.Millisecond)
+		}
+		o := <-done
+		Expect(o.err).NotTo(HaveOccurred())
+		AddReportEntry("longest gap on the held connection (ms)", o.res.MaxGapMS)
+		Expect(o.res.Success).To(BeTrue(), "held TCP connection %s across 8 agent restarts: %s", target, o.res.Error)
+		// And the restarted agents still serve new connections.
+		expectReach(ctx, From{Namespace: ns, Pod: "client"}, probe.TCP, pods["server-remote"], 80)
+	}, SpecTimeout(90*time.Second))
 })

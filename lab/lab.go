@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"syscall"
 
 	"k8s.io/client-go/kubernetes"
 
@@ -91,4 +92,16 @@ func NewProvider(name string, progress io.Writer) (Provider, error) {
 // has no path to the machine's real network.
 type IsolationChecker interface {
 	CheckIsolation() error
+}
+
+// AgentRestarter is implemented by clusters that can restart the CNI's
+// per-node agent (flanneld, cnilab-agent) in place.
+type AgentRestarter interface {
+	RestartNodeAgent(node string, sig syscall.Signal) error
+}
+
+// AgentStatuser is implemented by clusters whose CNI agent publishes a status
+// document (cnilab).
+type AgentStatuser interface {
+	AgentStatus(ctx context.Context, node string) (map[string]any, error)
 }

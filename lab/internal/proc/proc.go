@@ -8,6 +8,7 @@ package proc
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -66,7 +67,64 @@ func Start(s Spec) (int, error) {
 		_ = cmd.Process.Kill()
 		return 0, fmt.Errorf("start %s: write pid file: %w", s.Name, err)
 	}
+	rec, _ := json.Marshal(record{Path: cmd.Path, Args: cmd.Args, Env: cmd.Env})
+	if err := os.WriteFile(filepath.Join(s.PidDir, s.Name+".cmd"), rec, 0o600); err != nil {
+		_ = cmd.Process.Kill()
+		return 0, fmt.Errorf("start %s: write command file: %w", s.Name, err)
+	}
 	return pid, nil
+}
+
+// record is how a daemon was started, kept so it can be restarted.
+type record struct {
+	Path string   `json:"path"`
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
+}
+
+// Restart stops the daemon name (started by Start with the same directories)
+// with sig, waits for it to exit (SIGKILL after 10s), and starts it again
+// exactly as before. It returns the new PID.
+func Restart(lab, name, logDir, pidDir string, sig syscall.Signal) (int, error) {
+	b, err := os.ReadFile(filepath.Join(pidDir, name+".cmd"))
+	if err != nil {
+		return 0, fmt.Errorf("restart %s: %w", name, err)
+	}
+	var rec record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return 0, fmt.Errorf("restart %s: %w", name, err)
+	}
+	pidb, err := os.ReadFile(filepath.Join(pidDir, name+".pid"))
+	if err != nil {
+		return 0, fmt.Errorf("restart %s: %w", name, err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(pidb)))
+	if pid > 0 && Alive(pid) {
+		_ = syscall.Kill(pid, sig)
+		deadline := time.Now().Add(10 * time.Second)
+		for Alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if Alive(pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			for i := 0; i < 100 && Alive(pid); i++ {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+	cmd := exec.Command(rec.Path, rec.Args[1:]...)
+	cmd.Env = withoutTag(rec.Env)
+	return Start(Spec{Lab: lab, Name: name, Cmd: cmd, LogDir: logDir, PidDir: pidDir})
+}
+
+func withoutTag(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, TagEnv+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // Alive reports whether the process exists and is not a zombie.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -40,5 +42,41 @@ func TestStartTagStop(t *testing.T) {
 	}
 	if _, err := os.Stat(dir + "/sleeper.pid"); err != nil {
 		t.Fatalf("no pid file: %v", err)
+	}
+}
+
+func TestRestartStartsTheSameCommand(t *testing.T) {
+	lab := fmt.Sprintf("restarttest-%d", os.Getpid())
+	dir := t.TempDir()
+	cmd := exec.Command("sh", "-c", "echo started $MARK; exec sleep 60")
+	cmd.Env = append(os.Environ(), "MARK=m1")
+	pid, err := Start(Spec{Lab: lab, Name: "d", Cmd: cmd, LogDir: dir, PidDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = StopAll(lab, time.Second) })
+	for i := 0; i < 100; i++ {
+		if b, _ := os.ReadFile(dir + "/d.log"); strings.Contains(string(b), "started") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	pid2, err := Restart(lab, "d", dir, dir, syscall.SIGTERM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid2 == pid || Alive(pid) || !Alive(pid2) {
+		t.Fatalf("old pid %d alive=%v, new pid %d alive=%v", pid, Alive(pid), pid2, Alive(pid2))
+	}
+	var log []byte
+	for i := 0; i < 100 && strings.Count(string(log), "started m1") < 2; i++ {
+		time.Sleep(20 * time.Millisecond)
+		log, _ = os.ReadFile(dir + "/d.log")
+	}
+	if strings.Count(string(log), "started m1") != 2 {
+		t.Fatalf("the restarted command differs; log:\n%s", log)
+	}
+	if tagged, _ := Tagged(lab); len(tagged) != 1 {
+		t.Fatalf("want exactly the restarted process tagged, got %v", tagged)
 	}
 }

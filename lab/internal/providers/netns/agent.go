@@ -1,0 +1,53 @@
+package netns
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"syscall"
+
+	"github.com/cnilab/cnilab/datapath/api"
+	"github.com/cnilab/cnilab/lab/internal/cni"
+	"github.com/cnilab/cnilab/lab/internal/proc"
+)
+
+// agentDaemon names the process of a node's CNI agent.
+func (c *Cluster) agentDaemon(node string) (string, error) {
+	for _, n := range c.Nodes() {
+		if n.Name != node {
+			continue
+		}
+		switch c.cfg.CNI {
+		case "flannel":
+			return "flanneld-" + node, nil
+		case "cnilab", "cnilab-vxlan":
+			return "cnilab-agent-" + node, nil
+		}
+		return "", fmt.Errorf("CNI %s has no node agent", c.cfg.CNI)
+	}
+	return "", fmt.Errorf("no node %q in lab %s", node, c.cfg.Name)
+}
+
+// RestartNodeAgent stops the CNI's agent on node with sig and starts it again
+// exactly as it was started (flanneld for flannel, cnilab-agent for cnilab).
+func (c *Cluster) RestartNodeAgent(node string, sig syscall.Signal) error {
+	name, err := c.agentDaemon(node)
+	if err != nil {
+		return err
+	}
+	_, err = proc.Restart(c.cfg.Name, name, filepath.Join(c.cfg.Dir(), "logs"), filepath.Join(c.cfg.Dir(), "run"), sig)
+	return err
+}
+
+// AgentStatus returns the /v1/status document of node's cnilab agent.
+func (c *Cluster) AgentStatus(ctx context.Context, node string) (map[string]any, error) {
+	if c.cfg.CNI != "cnilab" && c.cfg.CNI != "cnilab-vxlan" {
+		return nil, fmt.Errorf("CNI %s has no cnilab agent", c.cfg.CNI)
+	}
+	n := cni.Node{Name: node, Dir: filepath.Join(c.cfg.Dir(), "nodes", node)}
+	var st map[string]any
+	if err := api.NewClient(cni.AgentSocket(n)).Status(ctx, &st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
