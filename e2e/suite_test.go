@@ -70,8 +70,10 @@ var _ = ReportAfterSuite("cnilab report.json", func(r Report) {
 	}
 	for _, s := range r.SpecReports {
 		if s.LeafNodeType != types.NodeTypeIt {
-			if s.State.Is(types.SpecStateFailureStates) && s.LeafNodeType == types.NodeTypeBeforeSuite {
-				run.Failure = s.Failure.Message
+			// A failed BeforeSuite/AfterSuite fails the run even when every
+			// spec passed (e.g. the lab did not come down cleanly).
+			if s.State.Is(types.SpecStateFailureStates) {
+				run.Failure = strings.TrimSpace(run.Failure + "\n" + s.LeafNodeType.String() + ": " + s.Failure.Message)
 			}
 			continue
 		}

@@ -36,7 +36,7 @@ func Create(name string) error {
 	if Exists(name) {
 		return fmt.Errorf("create netns %s: already exists", name)
 	}
-	if err := os.MkdirAll(Dir, 0o755); err != nil {
+	if err := ensureSharedDir(); err != nil {
 		return fmt.Errorf("create netns %s: %w", name, err)
 	}
 	runtime.LockOSThread()
@@ -71,7 +71,35 @@ func Delete(name string) error {
 		return fmt.Errorf("delete netns %s: unmount: %w", name, err)
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("delete netns %s: it is mounted beneath a later bind mount of %s (made by an 'ip netns' run before any lab); 'umount %s' and retry: %w", name, Dir, Dir, err)
+		}
 		return fmt.Errorf("delete netns %s: %w", name, err)
+	}
+	return nil
+}
+
+// ensureSharedDir makes Dir a shared bind mount of itself, as iproute2 does
+// before its first 'ip netns add'. Namespaces mounted before that would be
+// hidden beneath the bind mount a later 'ip netns add' makes, and could then
+// be neither seen nor removed.
+func ensureSharedDir() error {
+	if err := os.MkdirAll(Dir, 0o755); err != nil {
+		return err
+	}
+	err := unix.Mount("", Dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("make %s shared: %w", Dir, err)
+	}
+	// Not a mount point yet: bind it onto itself, then share it.
+	if err := unix.Mount(Dir, Dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", Dir, err)
+	}
+	if err := unix.Mount("", Dir, "none", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make %s shared: %w", Dir, err)
 	}
 	return nil
 }
@@ -129,4 +157,16 @@ func Handle(name string) (netns.NsHandle, error) {
 		return h, fmt.Errorf("open netns %s: %w", name, err)
 	}
 	return h, nil
+}
+
+// ReleaseDir undoes ensureSharedDir when no namespace is left in Dir.
+func ReleaseDir() error {
+	names, err := List("")
+	if err != nil || len(names) > 0 {
+		return err
+	}
+	if err := unix.Unmount(Dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount %s: %w", Dir, err)
+	}
+	return nil
 }

@@ -60,6 +60,9 @@ func (p Provider) DeleteAll() error {
 	if err := proc.StopAll("", 5*time.Second); err != nil {
 		errs = append(errs, err)
 	}
+	if err := labns.ReleaseDir(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
