@@ -20,6 +20,7 @@ var (
 	cluster      lab.Cluster
 	client       kubernetes.Interface
 	setupSeconds float64
+	datapathInfo map[string]any
 )
 
 func TestE2E(t *testing.T) {
@@ -45,6 +46,11 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	setupSeconds = time.Since(start).Seconds()
 	client, err = cluster.Client()
 	Expect(err).NotTo(HaveOccurred())
+	if st, ok := cluster.(lab.AgentStatuser); ok {
+		if s, err := st.AgentStatus(ctx, cluster.Nodes()[0].Name); err == nil {
+			datapathInfo = map[string]any{"attachMode": s["attachMode"], "routingMode": s["routingMode"], "features": s["features"]}
+		}
+	}
 }, NodeTimeout(10*time.Minute))
 
 var _ = AfterSuite(func() {
@@ -63,7 +69,7 @@ var _ = ReportAfterSuite("cnilab report.json", func(r Report) {
 	e := EnvFromOS()
 	run := report.Run{
 		Provider: e.Provider, CNI: e.CNI, Started: r.StartTime, Seconds: r.RunTime.Seconds(),
-		SetupSeconds: setupSeconds, LabelFilter: r.SuiteConfig.LabelFilter,
+		SetupSeconds: setupSeconds, LabelFilter: r.SuiteConfig.LabelFilter, Datapath: datapathInfo,
 	}
 	if cluster != nil {
 		run.Kernel = cluster.KernelRelease()

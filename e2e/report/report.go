@@ -44,8 +44,11 @@ type Run struct {
 	Failed       int     `json:"failed"`
 	Skipped      int     `json:"skipped"`
 	Specs        []Spec  `json:"specs"`
-	// Failure is set when the run could not start (e.g. lab bring-up failed).
+	// Failure is set when a suite-level step failed (lab bring-up or teardown).
 	Failure string `json:"failure,omitempty"`
+	// Datapath is what the CNI's agent reported about itself on the first
+	// node (attach mode, kernel features), when it reports anything.
+	Datapath map[string]any `json:"datapath,omitempty"`
 }
 
 // File is report.json.
