@@ -66,3 +66,27 @@ lab-down: build
 
 clean:
 	rm -rf $(BIN) $(REPORT)
+
+# eBPF objects: bpf2go (clang-14) compiles bpf/ into datapath/loader; the
+# generated .go and .o are committed, so `go build` needs no clang.
+# Needs: apt-get install clang-14 llvm-14 libbpf-dev linux-libc-dev
+.PHONY: generate check-generate
+BPF_GENERATED = find datapath -name '*_bpfe[lb].go' -o -name '*_bpfe[lb].o' | LC_ALL=C sort | xargs -r sha256sum
+
+generate:
+	@command -v clang-14 >/dev/null && command -v llvm-strip-14 >/dev/null || { \
+		echo "generate: needs clang-14 and llvm-strip-14: apt-get install clang-14 llvm-14 libbpf-dev linux-libc-dev"; exit 1; }
+	$(GO) generate ./datapath/...
+
+# Regenerates into the tree and fails if the generated objects change.
+check-generate:
+	@if ! command -v clang-14 >/dev/null || ! command -v llvm-strip-14 >/dev/null; then \
+		echo "[check-generate] SKIP: clang-14/llvm-strip-14 not installed (apt-get install clang-14 llvm-14 libbpf-dev linux-libc-dev)"; \
+		exit 0; fi; \
+	before=$$($(BPF_GENERATED)); \
+	$(MAKE) --no-print-directory generate || exit 1; \
+	after=$$($(BPF_GENERATED)); \
+	if [ "$$before" != "$$after" ]; then \
+		echo "[check-generate] the generated eBPF objects differ from bpf/ sources: run make generate and commit"; \
+		diff <(echo "$$before") <(echo "$$after"); exit 1; fi; \
+	echo "[check-generate] generated eBPF objects match bpf/ sources"; echo "$$after"

@@ -112,7 +112,7 @@ func (a *Agent) removeRoute(r remoteNode) {
 func (a *Agent) routeFor(r remoteNode) *netlink.Route {
 	dst := &net.IPNet{IP: r.PodCIDR.Addr().AsSlice(), Mask: net.CIDRMask(r.PodCIDR.Bits(), 32)}
 	if a.overlay != 0 {
-		return &netlink.Route{Dst: dst, LinkIndex: a.overlay, Scope: netlink.SCOPE_LINK, MTU: a.mtu}
+		return &netlink.Route{Dst: dst, LinkIndex: a.overlay, Scope: netlink.SCOPE_LINK, MTU: a.mtu, Src: a.gateway.AsSlice()}
 	}
 	return &netlink.Route{Dst: dst, Gw: r.IP.AsSlice(), LinkIndex: a.underlay}
 }

@@ -37,8 +37,8 @@ type Endpoint struct {
 	PodNamespace string `json:"podNamespace,omitempty"`
 	PodName      string `json:"podName,omitempty"`
 	PodUID       string `json:"podUID,omitempty"`
-	IP           string `json:"ip"`      // the pod's IPv4 address, no prefix
-	PodMAC       string `json:"podMAC"`  // MAC of IfName inside the pod
+	IP           string `json:"ip"`     // the pod's IPv4 address, no prefix
+	PodMAC       string `json:"podMAC"` // MAC of IfName inside the pod
 	HostIfName   string `json:"hostIfName"`
 	HostIfIndex  int    `json:"hostIfIndex"`
 	HostMAC      string `json:"hostMAC"`

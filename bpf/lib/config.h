@@ -1,0 +1,21 @@
+/* Load-time configuration. The loader sets these read-only globals before
+ * the programs are loaded; the verifier then sees constants and prunes the
+ * branches a node does not use.
+ */
+#ifndef CNILAB_CONFIG_H
+#define CNILAB_CONFIG_H
+
+#include <linux/types.h>
+
+#define ROUTING_NATIVE 0
+#define ROUTING_VXLAN 1
+
+volatile const __u32 cfg_routing_mode = ROUTING_NATIVE;
+/* ifindex of the collect_md VXLAN device (vxlan mode). */
+volatile const __u32 cfg_vxlan_ifindex = 0;
+/* VXLAN network identifier put in the tunnel key. */
+volatile const __u32 cfg_vni = 2;
+/* 1: deliver to pods with bpf_redirect_peer, 0: with bpf_redirect. */
+volatile const __u32 cfg_redirect_peer = 1;
+
+#endif /* CNILAB_CONFIG_H */

@@ -1,0 +1,35 @@
+package agent
+
+import (
+	"net/netip"
+
+	"github.com/cnilab/cnilab/datapath/loader"
+)
+
+// LoadDatapath loads the eBPF datapath of datapath/loader for cfg; overlay is
+// the VXLAN device's ifindex (0 in native mode).
+func LoadDatapath(cfg Config, overlay int) (Datapath, error) {
+	opts := loader.Options{PinPath: cfg.BPFFSDir, Mode: loader.Native}
+	if cfg.RoutingMode == RoutingVXLAN {
+		opts.Mode, opts.VXLANIfindex = loader.VXLAN, overlay
+	}
+	d, err := loader.Load(opts)
+	if err != nil {
+		return nil, err
+	}
+	return loaderDatapath{d}, nil
+}
+
+// loaderDatapath adapts *loader.Datapath to Datapath.
+type loaderDatapath struct{ *loader.Datapath }
+
+func (l loaderDatapath) AttachMode() string { return string(l.Datapath.AttachMode()) }
+
+func (l loaderDatapath) Features() map[string]any {
+	f := l.Datapath.Features()
+	return map[string]any{"tcx": f.TCX, "redirectPeer": f.RedirectPeer, "ringBuf": f.RingBuf, "kernel": f.Kernel}
+}
+
+func (l loaderDatapath) UpsertEndpoint(ip netip.Addr, e EndpointEntry) error {
+	return l.Datapath.UpsertEndpoint(ip, loader.EndpointInfo{Ifindex: e.Ifindex, PodMAC: e.PodMAC, HostMAC: e.HostMAC})
+}

@@ -1,0 +1,20 @@
+// Package loader loads cnilab's eBPF forwarding datapath and attaches it to a
+// node's interfaces.
+//
+// The programs come from bpf/datapath.c, compiled by bpf2go into the
+// committed datapath_bpfel.{go,o} (see gen.go), so building needs no clang.
+// Load loads them once per node with the node's configuration (routing mode,
+// VXLAN device, VNI) and opens or creates the maps pinned under
+// Options.PinPath; the Attach methods hook the programs into the pod veths,
+// the VXLAN device and the underlay device, with TCX links where the kernel
+// has them and clsact + cls_bpf otherwise.
+//
+// Everything outlives the agent: maps and TCX links are pinned, tc filters
+// stay on their devices, and Close keeps all of it, so traffic keeps flowing
+// while the agent restarts. The next Load reuses the pinned maps and its
+// Attach calls replace the programs in place (link update, filter replace)
+// without a gap. Unpin tears the pins down.
+//
+// Interface indexes are those of the calling thread's network namespace: the
+// agent runs inside its node's namespace.
+package loader

@@ -1,0 +1,198 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+)
+
+// Options configure a node's datapath.
+type Options struct {
+	// PinPath is the node's directory for pinned maps and links. It must be
+	// on a bpffs; when it is not, Load mounts one there.
+	PinPath string
+	// Mode is the cross-node routing mode.
+	Mode RoutingMode
+	// VXLANIfindex is the collect_md VXLAN device (required in VXLAN mode).
+	VXLANIfindex int
+	// VNI is the VXLAN network identifier; 0 means DefaultVNI.
+	VNI uint32
+	// Attach forces an attach mode; "" chooses by probe. The environment
+	// variable CNILAB_ATTACH (tc or tcx), when set, overrides it.
+	Attach AttachMode
+	// NoRedirectPeer delivers to pods with bpf_redirect even where
+	// bpf_redirect_peer exists (for comparisons).
+	NoRedirectPeer bool
+}
+
+// Datapath is the loaded datapath of one node. Its methods are safe for
+// concurrent use.
+type Datapath struct {
+	objs     datapathObjects
+	opts     Options
+	features Features
+	attach   AttachMode
+	linkDir  string
+	mu       sync.Mutex // serialises attach and detach
+}
+
+const linksDir = "links"
+
+// Load loads the programs with the node's configuration and opens the pinned
+// maps under opts.PinPath, creating them if absent: entries written by an
+// earlier agent are kept.
+func Load(opts Options) (*Datapath, error) {
+	if opts.PinPath == "" {
+		return nil, errors.New("load datapath: no pin path")
+	}
+	switch opts.Mode {
+	case Native:
+	case VXLAN:
+		if opts.VXLANIfindex <= 0 {
+			return nil, errors.New("load datapath: vxlan mode needs the VXLAN device's ifindex")
+		}
+	default:
+		return nil, fmt.Errorf("load datapath: unknown routing mode %d", int(opts.Mode))
+	}
+	if opts.VNI == 0 {
+		opts.VNI = DefaultVNI
+	}
+	if opts.VNI >= 1<<24 {
+		return nil, fmt.Errorf("load datapath: VNI %d out of range", opts.VNI)
+	}
+	if err := ensureBPFFS(opts.PinPath); err != nil {
+		return nil, fmt.Errorf("load datapath: %w", err)
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("load datapath: %w", err)
+	}
+	feat := ProbeFeatures()
+	attach, err := chooseAttach(opts.Attach, feat)
+	if err != nil {
+		return nil, fmt.Errorf("load datapath: %w", err)
+	}
+
+	spec, err := loadDatapath()
+	if err != nil {
+		return nil, err
+	}
+	var vars datapathVariableSpecs
+	if err := spec.Assign(&vars); err != nil {
+		return nil, fmt.Errorf("load datapath: %w", err)
+	}
+	peer := uint32(0)
+	if feat.RedirectPeer && !opts.NoRedirectPeer {
+		peer = 1
+	}
+	for _, v := range []struct {
+		spec *ebpf.VariableSpec
+		val  uint32
+	}{
+		{vars.CfgRoutingMode, uint32(opts.Mode)},
+		{vars.CfgVxlanIfindex, uint32(opts.VXLANIfindex)},
+		{vars.CfgVni, opts.VNI},
+		{vars.CfgRedirectPeer, peer},
+	} {
+		if err := v.spec.Set(v.val); err != nil {
+			return nil, fmt.Errorf("load datapath: set %s: %w", v.spec.Name, err)
+		}
+	}
+
+	d := &Datapath{opts: opts, features: feat, attach: attach, linkDir: filepath.Join(opts.PinPath, linksDir)}
+	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: opts.PinPath}})
+	if errors.Is(err, ebpf.ErrMapIncompatible) {
+		return nil, fmt.Errorf("load datapath: pinned maps under %s do not match this version (Unpin them): %w", opts.PinPath, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load datapath: %w", err)
+	}
+	if err := os.MkdirAll(d.linkDir, 0o700); err != nil {
+		d.objs.Close()
+		return nil, fmt.Errorf("load datapath: %w", err)
+	}
+	return d, nil
+}
+
+func chooseAttach(mode AttachMode, f Features) (AttachMode, error) {
+	if env := os.Getenv(AttachEnv); env != "" {
+		mode = AttachMode(env)
+	}
+	switch mode {
+	case "":
+		if f.TCX {
+			return AttachTCX, nil
+		}
+		return AttachTC, nil
+	case AttachTCX:
+		if !f.TCX {
+			return "", fmt.Errorf("attach mode tcx: %w", ErrNotSupported)
+		}
+		return AttachTCX, nil
+	case AttachTC:
+		return AttachTC, nil
+	}
+	return "", fmt.Errorf("unknown attach mode %q (want tc or tcx)", mode)
+}
+
+// AttachMode is the attach mode in use.
+func (d *Datapath) AttachMode() AttachMode { return d.attach }
+
+// Features are the kernel features found by the probe.
+func (d *Datapath) Features() Features { return d.features }
+
+// Close releases the process's file descriptors. Pinned maps, links and tc
+// filters stay, and with them the forwarding.
+func (d *Datapath) Close() error {
+	return d.objs.Close()
+}
+
+// Unpin removes what Load and the TCX attachments pinned under pinPath:
+// the cnilab maps and the links, which detaches the TCX programs. tc filters
+// go with their devices or with DetachEndpoint. A bpffs Load mounted stays.
+func Unpin(pinPath string) error {
+	entries, err := os.ReadDir(pinPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("unpin: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		p := filepath.Join(pinPath, e.Name())
+		switch {
+		case e.Name() == linksDir:
+			errs = append(errs, unpinLinks(p))
+		case strings.HasPrefix(e.Name(), "cnilab_"):
+			if err := os.Remove(p); err != nil {
+				errs = append(errs, fmt.Errorf("unpin: %w", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func unpinLinks(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("unpin links: %w", err)
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if l, err := link.LoadPinnedLink(p, nil); err == nil {
+			_ = l.Detach() // also when another process still holds the link
+			l.Close()
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("unpin links: %w", err)
+	}
+	return nil
+}
