@@ -19,6 +19,9 @@ func Summary(w io.Writer, r Run) {
 		fmt.Fprintf(w, " labels=%q", r.LabelFilter)
 	}
 	fmt.Fprintln(w)
+	if r.Datapath != nil {
+		fmt.Fprintf(w, "   datapath: attach=%v routing=%v features=%v\n", r.Datapath["attachMode"], r.Datapath["routingMode"], r.Datapath["features"])
+	}
 	fmt.Fprintf(w, "   %d passed, %d failed, %d skipped in %.1fs", r.Passed, r.Failed, r.Skipped, r.Seconds)
 	if r.SetupSeconds > 0 {
 		fmt.Fprintf(w, " (lab bring-up %.1fs)", r.SetupSeconds)
