@@ -47,6 +47,8 @@ type Step struct {
 	// Probes lists the ports and protocols to probe between every pair of
 	// pods after the action; empty means DefaultProbes.
 	Probes []PortProtocol `json:"probes,omitempty"`
+	// SkipProbes makes a set-up step probe nothing.
+	SkipProbes bool `json:"skipProbes,omitempty"`
 	// Expect optionally states hand-written expectations (see ExpectRule).
 	// The oracle, not these, decides what the suite expects; the unit tests
 	// check that the two agree.
@@ -75,8 +77,12 @@ type PodLabels struct {
 	Labels    map[string]string `json:"labels"`
 }
 
-// ProbeList returns what the step probes: its Probes, or DefaultProbes.
+// ProbeList returns what the step probes: nothing if SkipProbes, else its
+// Probes, or DefaultProbes.
 func (s Step) ProbeList() []PortProtocol {
+	if s.SkipProbes {
+		return nil
+	}
 	if len(s.Probes) == 0 {
 		return DefaultProbes()
 	}

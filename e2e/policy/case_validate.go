@@ -34,6 +34,9 @@ func (c Case) Validate(m Model) error {
 			return fmt.Errorf("case %s step %d (%s): %w", c.Name, i, step.ActionName(), err)
 		}
 		s = State{Model: next.Model.WithSyntheticIPs(), Policies: next.Policies}
+		if step.SkipProbes && (len(step.Probes) > 0 || len(step.Expect) > 0) {
+			return fmt.Errorf("case %s step %d: skipProbes with probes or expectations", c.Name, i)
+		}
 		for _, pp := range step.Probes {
 			if err := pp.Validate(); err != nil {
 				return fmt.Errorf("case %s step %d: probe %w", c.Name, i, err)
@@ -45,7 +48,25 @@ func (c Case) Validate(m Model) error {
 			}
 		}
 	}
+	if len(c.Probes(m.WithSyntheticIPs())) == 0 {
+		return fmt.Errorf("case %s: probes nothing", c.Name)
+	}
 	return nil
+}
+
+// Probes returns every probe c makes when run from m, step after step.
+func (c Case) Probes(m Model) Probes {
+	var ps Probes
+	s := NewState(m)
+	for _, step := range c.Steps {
+		next, err := s.Apply(step)
+		if err != nil {
+			return ps
+		}
+		s = next
+		ps = append(ps, NewProbes(s.Model, step.ProbeList())...)
+	}
+	return ps
 }
 
 // ValidateCases validates every case on m and checks that names are unique.

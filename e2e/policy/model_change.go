@@ -50,6 +50,19 @@ func (m Model) WithPodIP(key, ip string) (Model, error) {
 	return m, fmt.Errorf("pod %q is not in the model", key)
 }
 
+// WithPodIPs returns a copy of m where each pod named in ips ("ns/name" →
+// IP) has that IP: how the suite records the IPs of running pods.
+func (m Model) WithPodIPs(ips map[string]string) (Model, error) {
+	c := m
+	for key, ip := range ips {
+		var err error
+		if c, err = c.WithPodIP(key, ip); err != nil {
+			return m, err
+		}
+	}
+	return c, nil
+}
+
 // WithPod returns a copy of m with pod p added. Its namespace must exist and
 // its key must be new. A pod without ports gets the standard container
 // ports.

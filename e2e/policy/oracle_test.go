@@ -54,11 +54,11 @@ func TestDefaultingAndIsolation(t *testing.T) {
 		{"empty policyTypes with egress rules: ingress and egress", []networkingv1.NetworkPolicy{
 			netpol("x", "p", all(), egressRules(peers(nsPeer(selp("ns", "y"))))),
 		}, []want{
-			deny("y/a", "x/a", TCP80),   // ingress isolated, no ingress rule
-			allow("x/a", "y/a", TCP80),  // egress rule 0
-			deny("x/a", "z/a", TCP80),   // egress isolated, z not selected
-			allow("z/a", "y/a", TCP80),  // neither end selected
-			deny("x/a", "x/b", TCP80),   // both directions isolate
+			deny("y/a", "x/a", TCP80),  // ingress isolated, no ingress rule
+			allow("x/a", "y/a", TCP80), // egress rule 0
+			deny("x/a", "z/a", TCP80),  // egress isolated, z not selected
+			allow("z/a", "y/a", TCP80), // neither end selected
+			deny("x/a", "x/b", TCP80),  // both directions isolate
 		}},
 		{"empty egress list does not add Egress", []networkingv1.NetworkPolicy{
 			netpol("x", "p", all(), ingressRules(anyRule()), egressRules()),

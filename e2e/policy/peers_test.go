@@ -192,4 +192,3 @@ func TestSelectorMatchesAPIMachinery(t *testing.T) {
 		t.Error("a null selector matched")
 	}
 }
-

@@ -17,13 +17,13 @@ type PortProtocol struct {
 
 // Shorthands for the standard ports.
 var (
-	TCP80   = PortProtocol{80, corev1.ProtocolTCP}
-	TCP81   = PortProtocol{81, corev1.ProtocolTCP}
-	UDP80   = PortProtocol{80, corev1.ProtocolUDP}
-	UDP81   = PortProtocol{81, corev1.ProtocolUDP}
-	SCTP80  = PortProtocol{80, corev1.ProtocolSCTP}
-	SCTP81  = PortProtocol{81, corev1.ProtocolSCTP}
-	ICMP    = PortProtocol{0, ProtocolICMP}
+	TCP80  = PortProtocol{80, corev1.ProtocolTCP}
+	TCP81  = PortProtocol{81, corev1.ProtocolTCP}
+	UDP80  = PortProtocol{80, corev1.ProtocolUDP}
+	UDP81  = PortProtocol{81, corev1.ProtocolUDP}
+	SCTP80 = PortProtocol{80, corev1.ProtocolSCTP}
+	SCTP81 = PortProtocol{81, corev1.ProtocolSCTP}
+	ICMP   = PortProtocol{0, ProtocolICMP}
 )
 
 // DefaultProbes is what a step probes unless it says otherwise. The suite

@@ -97,3 +97,13 @@ func TestStateApplyErrors(t *testing.T) {
 		t.Error("a failed Apply changed the state")
 	}
 }
+
+func TestWithPodIPs(t *testing.T) {
+	m, err := NewStandardModel().WithPodIPs(map[string]string{"x/a": "10.1.0.5", "z/c": "fd00::c"})
+	if err != nil || mustPod(m, "x/a").IP != "10.1.0.5" || mustPod(m, "z/c").IP != "fd00::c" || mustPod(m, "y/b").IP != "" {
+		t.Fatalf("%v %+v", err, m.Pods)
+	}
+	if _, err := m.WithPodIPs(map[string]string{"q/a": "10.0.0.1"}); err == nil {
+		t.Error("unknown pod accepted")
+	}
+}
