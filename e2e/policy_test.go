@@ -1,0 +1,146 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+
+	pol "github.com/cnilab/cnilab/e2e/policy"
+	"github.com/cnilab/cnilab/e2e/policy/cases"
+	"github.com/cnilab/cnilab/lab/probe"
+)
+
+// policyCases are the built-in cases plus any in CNILAB_POLICY_CASES (a
+// directory of YAML/JSON case files).
+func policyCases() []pol.Case {
+	cs := cases.AllCases()
+	if dir := os.Getenv("CNILAB_POLICY_CASES"); dir != "" {
+		extra, err := pol.LoadCases(dir)
+		if err != nil {
+			panic("CNILAB_POLICY_CASES: " + err.Error())
+		}
+		cs = append(cs, extra...)
+	}
+	return cs
+}
+
+// enforcesPolicy says whether the CNI under test implements NetworkPolicy;
+// flannel does not, and the suite expects exactly that of it (the baseline).
+func enforcesPolicy(cni string) bool { return strings.HasPrefix(cni, "cnilab") }
+
+const (
+	policyProbeTimeout = time.Second
+	policyAttempts     = 4 // probes are repeated while policy propagates
+)
+
+var _ = Describe("NetworkPolicy", Label("policy"), Ordered, ContinueOnFailure, func() {
+	var model pol.Model
+	baseline := !enforcesPolicy(EnvFromOS().CNI)
+
+	BeforeAll(func(ctx SpecContext) {
+		var err error
+		model, err = CreateModel(ctx, client)
+		Expect(err).NotTo(HaveOccurred())
+	}, NodeTimeout(5*time.Minute))
+
+	AfterAll(func(ctx SpecContext) {
+		for _, ns := range ModelNamespaces {
+			Expect(DeleteNamespace(ctx, client, ns, 3*time.Minute)).To(Succeed())
+		}
+	}, NodeTimeout(10*time.Minute))
+
+	for _, c := range policyCases() {
+		labels := Label(c.Tags...)
+		if baseline {
+			labels = Label(append(c.Tags, "baseline")...)
+		}
+		It(c.Name, labels, func(ctx SpecContext) {
+			state := pol.NewState(model)
+			DeferCleanup(func(ctx SpecContext) {
+				var err error
+				model, err = ResetModel(ctx, client, state.Model)
+				Expect(err).NotTo(HaveOccurred(), "reset the model after %s", c.Name)
+			}, NodeTimeout(5*time.Minute))
+			probed := 0
+			for i, step := range c.Steps {
+				resolved, err := state.Resolve(step)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(ApplyStep(ctx, client, resolved)).To(Succeed(), "step %d: %s", i, step.ActionName())
+				state, err = state.Apply(step)
+				Expect(err).NotTo(HaveOccurred())
+				if step.CreatePod != nil {
+					state.Model, err = refreshIPs(ctx, client, state.Model)
+					Expect(err).NotTo(HaveOccurred())
+				}
+				pps := runnableProbes(step.ProbeList())
+				if len(pps) == 0 {
+					continue
+				}
+				expected := state
+				if baseline {
+					expected = pol.NewState(state.Model) // flannel enforces nothing
+				}
+				var rs []*pol.Reachability
+				for attempt := 1; attempt <= policyAttempts; attempt++ {
+					rs = nil
+					for _, pp := range pps {
+						rs = append(rs, expected.Reachability(pp))
+					}
+					Expect(ProbeMatrix(ctx, cluster, state.Model, rs, policyProbeTimeout)).To(Succeed())
+					if mismatches(rs) == 0 {
+						break
+					}
+					time.Sleep(500 * time.Millisecond)
+				}
+				probed += len(rs) * len(rs[0].Pods) * len(rs[0].Pods)
+				if n := mismatches(rs); n > 0 {
+					Fail(truthTables(c, i, step, rs, n))
+				}
+			}
+			if probed == 0 {
+				Skip("every probe of this case needs SCTP, which this kernel lacks")
+			}
+		}, SpecTimeout(5*time.Minute))
+	}
+})
+
+// runnableProbes drops SCTP where the kernel has none.
+func runnableProbes(pps []pol.PortProtocol) []pol.PortProtocol {
+	if probe.SCTPSupported() {
+		return pps
+	}
+	var out []pol.PortProtocol
+	for _, pp := range pps {
+		if pp.Protocol != corev1.ProtocolSCTP {
+			out = append(out, pp)
+		}
+	}
+	return out
+}
+
+func mismatches(rs []*pol.Reachability) int {
+	n := 0
+	for _, r := range rs {
+		n += len(r.Mismatches())
+	}
+	return n
+}
+
+func truthTables(c pol.Case, i int, step pol.Step, rs []*pol.Reachability, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: step %d (%s): %d probes differ from the oracle\n", c.Name, i, step.ActionName(), n)
+	b.WriteString("expected:\n" + pol.Compact(rs, pol.ExpectedTable))
+	b.WriteString("observed:\n" + pol.Compact(rs, pol.ObservedTable))
+	b.WriteString("diff (* = mismatch):\n" + pol.Compact(rs, pol.DiffTable))
+	for _, r := range rs {
+		if len(r.Mismatches()) > 0 {
+			b.WriteString(r.String())
+		}
+	}
+	return b.String()
+}
