@@ -12,6 +12,21 @@
  *   anything else   -> TC_ACT_OK, the kernel routes it (native mode reaches
  *                      remote PodCIDRs by kernel routes via the node IPs).
  *
+ * Policy (lib/policy.h) is enforced where packets enter or leave local pods:
+ *
+ *   cnilab_from_container  egress of the sending pod, and ingress of the
+ *                          receiving pod when it is local;
+ *   cnilab_from_netdev,    ingress of the local pod a packet from another
+ *   cnilab_from_overlay    node is for;
+ *   cnilab_to_container    ingress of a pod for what the kernel routes to it
+ *                          (egress of its host-side veth): the node's own
+ *                          traffic, always allowed and tracked so that the
+ *                          pod's replies pass, and anything that reached the
+ *                          pod without passing the hooks above.
+ *
+ * Every checked flow is tracked in cnilab_ct (lib/conntrack.h), whatever the
+ * verdict needed, so replies pass on every node the flow crosses.
+ *
  * All programs are SEC("tc") so they load as SchedCLS for TCX and cls_bpf.
  * Packets that are not ours are passed unchanged.
  */
@@ -23,25 +38,42 @@
 #include "lib/config.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
+#include "lib/flow.h"
+#include "lib/conntrack.h"
+#include "lib/policy.h"
 #include "lib/forward.h"
 
-/* Ingress of a host-side veth: packets leaving a pod. */
+/* Ingress of a host-side veth: packets leaving a pod. The pod may only send
+ * from its own address; a new flow needs the pod's egress policy and, when
+ * the destination is a local pod, that pod's ingress policy.
+ */
 SEC("tc")
 int cnilab_from_container(struct __sk_buff *skb)
 {
-	struct endpoint_info *ep;
+	struct endpoint_info *src, *dst;
 	struct remote_info *remote;
+	struct flow f = {};
 	struct iphdr *ip;
 	__u32 daddr;
+	int reason;
 
 	ip = ipv4_hdr(skb);
 	if (!ip)
 		return TC_ACT_OK;
 	daddr = ip->daddr;
 
-	ep = lookup_endpoint(daddr);
-	if (ep)
-		return deliver_local(skb, ip, ep);
+	src = lookup_endpoint(ip->saddr);
+	if (!source_valid(skb->ingress_ifindex, src))
+		return drop(skb, &f, DROP_INVALID_SIP, POLICY_EGRESS);
+	reason = parse_flow(skb, ip, &f);
+	if (reason)
+		return drop(skb, &f, reason, POLICY_EGRESS);
+	dst = lookup_endpoint(daddr);
+	if (enforce(skb, &f, src, dst, PEER_IPCACHE) != TC_ACT_OK)
+		return TC_ACT_SHOT;
+
+	if (dst)
+		return deliver_local(skb, ip, dst);
 
 	if (cfg_routing_mode == ROUTING_VXLAN && cfg_vxlan_ifindex != 0) {
 		remote = lookup_remote(daddr);
@@ -52,6 +84,23 @@ int cnilab_from_container(struct __sk_buff *skb)
 		}
 	}
 	return TC_ACT_OK;
+}
+
+/* to_local checks the ingress policy of local endpoint ep for a packet from
+ * another node, then delivers it.
+ */
+static __always_inline int to_local(struct __sk_buff *skb, struct iphdr *ip,
+				    const struct endpoint_info *ep)
+{
+	struct flow f = {};
+	int reason;
+
+	reason = parse_flow(skb, ip, &f);
+	if (reason)
+		return drop(skb, &f, reason, POLICY_INGRESS);
+	if (enforce(skb, &f, NULL, ep, PEER_IPCACHE) != TC_ACT_OK)
+		return TC_ACT_SHOT;
+	return deliver_local(skb, ip, ep);
 }
 
 /* Egress of the collect_md VXLAN device: what the kernel routes into the
@@ -86,7 +135,7 @@ int cnilab_from_overlay(struct __sk_buff *skb)
 	if (ip) {
 		ep = lookup_endpoint(ip->daddr);
 		if (ep)
-			return deliver_local(skb, ip, ep);
+			return to_local(skb, ip, ep);
 	}
 	/* The inner destination MAC is the remote lxc's or the remote VXLAN
 	 * device's, not ours: without this the stack drops it as OTHERHOST.
@@ -108,8 +157,35 @@ int cnilab_from_netdev(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	ep = lookup_endpoint(ip->daddr);
 	if (ep)
-		return deliver_local(skb, ip, ep);
+		return to_local(skb, ip, ep);
 	return TC_ACT_OK;
+}
+
+/* Egress of a host-side veth: what the kernel routes into a pod (the
+ * node's own traffic, and whatever reached the node without being
+ * redirected by the programs above). Packets redirected with bpf_redirect
+ * (not _peer) pass here too, already tracked.
+ */
+SEC("tc")
+int cnilab_to_container(struct __sk_buff *skb)
+{
+	struct endpoint_info *ep;
+	struct flow f = {};
+	struct iphdr *ip;
+	int reason, peer;
+
+	ip = ipv4_hdr(skb);
+	if (!ip)
+		return TC_ACT_OK;
+	ep = lookup_endpoint(ip->daddr);
+	if (!ep)
+		return TC_ACT_OK;
+	reason = parse_flow(skb, ip, &f);
+	if (reason)
+		return drop(skb, &f, reason, POLICY_INGRESS);
+	/* Sent by this node's stack: no device received it. */
+	peer = skb->ingress_ifindex == 0 ? PEER_HOST : PEER_IPCACHE;
+	return enforce(skb, &f, NULL, ep, peer);
 }
 
 char __license[] SEC("license") = "Dual MIT/GPL";

@@ -22,6 +22,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
+// conntrackGCEvery is how often expired connections leave the CT map.
+const conntrackGCEvery = 10 * time.Second
+
 // Routing modes between nodes.
 const (
 	RoutingNative = "native"
@@ -73,8 +76,9 @@ type Agent struct {
 	mtu       int
 	endpoints map[string]*endpointRecord // by container ID
 	remotes   map[string]remoteNode      // by node name
-	underlay  int                        // ifindex
-	overlay   int                        // vxlan ifindex, 0 in native mode
+	policy    *policyEngine
+	underlay  int // ifindex
+	overlay   int // vxlan ifindex, 0 in native mode
 }
 
 // New builds an agent; Run starts it.
@@ -150,6 +154,13 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 	if err := a.restoreEndpoints(); err != nil {
 		return err
 	}
+	engine, err := a.startPolicy(ctx)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.policy = engine
+	a.mu.Unlock()
 	synced := make(chan struct{})
 	go a.watchNodes(ctx, synced)
 	select {
@@ -164,8 +175,20 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 	a.ready = true
 	a.mu.Unlock()
 	a.log.Info("agent ready", "node", a.cfg.NodeName, "podCIDR", a.podCIDR, "routing", a.cfg.RoutingMode)
-	<-ctx.Done()
-	return nil
+	gc := time.NewTicker(conntrackGCEvery)
+	defer gc.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-gc.C:
+			if n, err := dp.GCConntrack(time.Now()); err != nil {
+				a.log.Warn("conntrack gc", "err", err)
+			} else if n > 0 {
+				a.log.Debug("conntrack gc", "expired", n)
+			}
+		}
+	}
 }
 
 func listenUnix(path string) (net.Listener, error) {

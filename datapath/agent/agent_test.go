@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cnilab/cnilab/datapath/api"
 )
@@ -153,4 +154,14 @@ func TestPutEndpointRejects(t *testing.T) {
 	if rec := do(t, a, http.MethodPut, api.PathEndpoints+"/c1", loEndpoint); rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("put before ready: %d", rec.Code)
 	}
+}
+
+func (f *fakeDatapath) UpsertIdentity(netip.Prefix, uint32) error { return nil }
+func (f *fakeDatapath) DeleteIdentity(netip.Prefix) error         { return nil }
+func (f *fakeDatapath) GCConntrack(time.Time) (int, error)        { return 0, nil }
+func (f *fakeDatapath) AddPolicyKey(netip.Addr, uint32, uint16, uint8, bool) error {
+	return nil
+}
+func (f *fakeDatapath) RemovePolicyKey(netip.Addr, uint32, uint16, uint8, bool) error {
+	return nil
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"net"
 	"net/netip"
+	"time"
 )
 
 // EndpointEntry is what the datapath needs to deliver to a local pod.
@@ -10,6 +11,9 @@ type EndpointEntry struct {
 	Ifindex int              // host-side veth
 	PodMAC  net.HardwareAddr // the pod interface
 	HostMAC net.HardwareAddr // the host-side veth
+	// PolicyIngress and PolicyEgress say whether some NetworkPolicy selects
+	// the pod for that direction (enforced: only allowed peers pass).
+	PolicyIngress, PolicyEgress bool
 }
 
 // Datapath is the part of the eBPF datapath the agent drives. The real one is
@@ -25,5 +29,10 @@ type Datapath interface {
 	DeleteEndpoint(ip netip.Addr) error
 	UpsertRemote(p netip.Prefix, nodeIP netip.Addr) error
 	DeleteRemote(p netip.Prefix) error
+	UpsertIdentity(p netip.Prefix, identity uint32) error
+	DeleteIdentity(p netip.Prefix) error
+	AddPolicyKey(ep netip.Addr, identity uint32, port uint16, proto uint8, egress bool) error
+	RemovePolicyKey(ep netip.Addr, identity uint32, port uint16, proto uint8, egress bool) error
+	GCConntrack(now time.Time) (deleted int, err error)
 	Close() error
 }

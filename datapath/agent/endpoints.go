@@ -22,6 +22,13 @@ type endpointRecord struct {
 	ip      netip.Addr
 	podMAC  net.HardwareAddr
 	hostMAC net.HardwareAddr
+	// Policy enforcement flags, as the policy engine last set them.
+	policyIngress, policyEgress bool
+}
+
+func (r *endpointRecord) entry() EndpointEntry {
+	return EndpointEntry{Ifindex: r.HostIfIndex, PodMAC: r.podMAC, HostMAC: r.hostMAC,
+		PolicyIngress: r.policyIngress, PolicyEgress: r.policyEgress}
 }
 
 func (a *Agent) recordDir() string { return filepath.Join(a.cfg.StateDir, "endpoints") }
@@ -76,6 +83,15 @@ func (a *Agent) putEndpoint(ep api.Endpoint) error {
 	if dp == nil {
 		return errors.New("datapath not loaded yet")
 	}
+	// A pod that policy already covers (its address was known) starts
+	// enforced; the sync below settles the rest before the runtime hears back.
+	a.mu.Lock()
+	if a.policy != nil {
+		if ep, ok := a.policy.applied.Endpoints[r.ip]; ok {
+			r.policyIngress, r.policyEgress = ep.IngressEnforced, ep.EgressEnforced
+		}
+	}
+	a.mu.Unlock()
 	if err := a.install(dp, r); err != nil {
 		return err
 	}
@@ -85,7 +101,13 @@ func (a *Agent) putEndpoint(ep api.Endpoint) error {
 	}
 	a.mu.Lock()
 	a.endpoints[ep.ContainerID] = r
+	engine := a.policy
 	a.mu.Unlock()
+	if engine != nil {
+		if err := engine.sync(); err != nil {
+			a.log.Warn("policy for new endpoint", "ip", r.ip, "err", err)
+		}
+	}
 	a.log.Info("endpoint added", "pod", ep.PodNamespace+"/"+ep.PodName, "ip", r.ip, "if", ep.HostIfName)
 	return nil
 }
@@ -94,7 +116,7 @@ func (a *Agent) install(dp Datapath, r *endpointRecord) error {
 	if err := dp.AttachEndpoint(r.HostIfIndex); err != nil {
 		return fmt.Errorf("endpoint %s: %w", r.ContainerID, err)
 	}
-	if err := dp.UpsertEndpoint(r.ip, EndpointEntry{Ifindex: r.HostIfIndex, PodMAC: r.podMAC, HostMAC: r.hostMAC}); err != nil {
+	if err := dp.UpsertEndpoint(r.ip, r.entry()); err != nil {
 		_ = dp.DetachEndpoint(r.HostIfIndex)
 		return fmt.Errorf("endpoint %s: %w", r.ContainerID, err)
 	}
@@ -120,6 +142,11 @@ func (a *Agent) deleteEndpoint(containerID string) error {
 	if r == nil {
 		return nil
 	}
+	defer func() {
+		if a.policy != nil {
+			a.policy.trigger()
+		}
+	}()
 	if dp != nil {
 		// Another endpoint may have taken the address since (IPAM reuse).
 		if !a.ipInUse(r.ip) {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/cnilab/cnilab/datapath/loader"
 )
@@ -31,5 +32,16 @@ func (l loaderDatapath) Features() map[string]any {
 }
 
 func (l loaderDatapath) UpsertEndpoint(ip netip.Addr, e EndpointEntry) error {
-	return l.Datapath.UpsertEndpoint(ip, loader.EndpointInfo{Ifindex: e.Ifindex, PodMAC: e.PodMAC, HostMAC: e.HostMAC})
+	return l.Datapath.UpsertEndpoint(ip, loader.EndpointInfo{Ifindex: e.Ifindex, PodMAC: e.PodMAC, HostMAC: e.HostMAC,
+		PolicyIngress: e.PolicyIngress, PolicyEgress: e.PolicyEgress})
 }
+
+func (l loaderDatapath) AddPolicyKey(ep netip.Addr, id uint32, port uint16, proto uint8, egress bool) error {
+	return l.Datapath.AddPolicyKey(loader.PolicyKey{Endpoint: ep, Identity: id, Port: port, Proto: proto, Egress: egress})
+}
+
+func (l loaderDatapath) RemovePolicyKey(ep netip.Addr, id uint32, port uint16, proto uint8, egress bool) error {
+	return l.Datapath.RemovePolicyKey(loader.PolicyKey{Endpoint: ep, Identity: id, Port: port, Proto: proto, Egress: egress})
+}
+
+func (l loaderDatapath) GCConntrack(now time.Time) (int, error) { return l.Datapath.GCConntrack(now) }

@@ -20,6 +20,7 @@ type Status struct {
 	Features    map[string]any `json:"features"`
 	Endpoints   []api.Endpoint `json:"endpoints"`
 	RemoteNodes []remoteNode   `json:"remoteNodes"`
+	Policy      *policyStats   `json:"policy,omitempty"`
 	Started     time.Time      `json:"started"`
 }
 
@@ -105,6 +106,10 @@ func (a *Agent) Status() Status {
 	sort.Slice(s.Endpoints, func(i, j int) bool { return s.Endpoints[i].IP < s.Endpoints[j].IP })
 	for _, r := range a.remotes {
 		s.RemoteNodes = append(s.RemoteNodes, r)
+	}
+	if a.policy != nil {
+		st := a.policy.stats
+		s.Policy = &st
 	}
 	sort.Slice(s.RemoteNodes, func(i, j int) bool { return strings.Compare(s.RemoteNodes[i].Name, s.RemoteNodes[j].Name) < 0 })
 	return s

@@ -33,10 +33,13 @@ const (
 	tcPrefix   = "cnilab_"
 )
 
-// AttachEndpoint attaches cnilab_from_container to the ingress of a pod's
-// host-side veth. Attaching again replaces the program in place.
+// AttachEndpoint attaches cnilab_from_container to the ingress and
+// cnilab_to_container to the egress of a pod's host-side veth. Attaching
+// again replaces the programs in place.
 func (d *Datapath) AttachEndpoint(ifindex int) error {
-	return d.attachAll(ifindex, attachment{ingress, d.objs.CnilabFromContainer, datapathProgCnilabFromContainer})
+	return d.attachAll(ifindex,
+		attachment{ingress, d.objs.CnilabFromContainer, datapathProgCnilabFromContainer},
+		attachment{egress, d.objs.CnilabToContainer, datapathProgCnilabToContainer})
 }
 
 // AttachOverlay attaches cnilab_from_overlay to the ingress and

@@ -13,12 +13,71 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type datapathCtEntry struct {
+	_        structs.HostLayout
+	Created  uint64
+	LastSeen uint64
+	Flags    uint32
+	Reserved uint32
+}
+
+type datapathCtTuple struct {
+	_     structs.HostLayout
+	Saddr uint32
+	Daddr uint32
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Pad   [3]uint8
+}
+
 type datapathEndpointInfo struct {
 	_       structs.HostLayout
 	Ifindex uint32
 	PodMac  [6]uint8
 	HostMac [6]uint8
 	Flags   uint32
+}
+
+type datapathFragKey struct {
+	_     structs.HostLayout
+	Saddr uint32
+	Daddr uint32
+	Id    uint16
+	Proto uint8
+	Pad   uint8
+}
+
+type datapathFragPorts struct {
+	_     structs.HostLayout
+	Sport uint16
+	Dport uint16
+}
+
+type datapathIpcacheInfo struct {
+	_        structs.HostLayout
+	Identity uint32
+	Flags    uint32
+}
+
+type datapathIpcacheKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      uint32
+}
+
+type datapathPolicyKey struct {
+	_         structs.HostLayout
+	Endpoint  uint32
+	Identity  uint32
+	Dport     uint16
+	Proto     uint8
+	Direction uint8
+}
+
+type datapathPolicyValue struct {
+	_     structs.HostLayout
+	Flags uint32
 }
 
 type datapathRemoteInfo struct {
@@ -37,11 +96,17 @@ type datapathRemoteKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	datapathMapCnilabCt             = "cnilab_ct"
 	datapathMapCnilabEndpoints      = "cnilab_endpoints"
+	datapathMapCnilabFrag           = "cnilab_frag"
+	datapathMapCnilabIpcache        = "cnilab_ipcache"
+	datapathMapCnilabLxc            = "cnilab_lxc"
+	datapathMapCnilabPolicy         = "cnilab_policy"
 	datapathMapCnilabRemote         = "cnilab_remote"
 	datapathProgCnilabFromContainer = "cnilab_from_container"
 	datapathProgCnilabFromNetdev    = "cnilab_from_netdev"
 	datapathProgCnilabFromOverlay   = "cnilab_from_overlay"
+	datapathProgCnilabToContainer   = "cnilab_to_container"
 	datapathProgCnilabToOverlay     = "cnilab_to_overlay"
 	datapathVarCfgRedirectPeer      = "cfg_redirect_peer"
 	datapathVarCfgRoutingMode       = "cfg_routing_mode"
@@ -94,6 +159,7 @@ type datapathProgramSpecs struct {
 	CnilabFromContainer *ebpf.ProgramSpec `ebpf:"cnilab_from_container"`
 	CnilabFromNetdev    *ebpf.ProgramSpec `ebpf:"cnilab_from_netdev"`
 	CnilabFromOverlay   *ebpf.ProgramSpec `ebpf:"cnilab_from_overlay"`
+	CnilabToContainer   *ebpf.ProgramSpec `ebpf:"cnilab_to_container"`
 	CnilabToOverlay     *ebpf.ProgramSpec `ebpf:"cnilab_to_overlay"`
 }
 
@@ -101,7 +167,12 @@ type datapathProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathMapSpecs struct {
+	CnilabCt        *ebpf.MapSpec `ebpf:"cnilab_ct"`
 	CnilabEndpoints *ebpf.MapSpec `ebpf:"cnilab_endpoints"`
+	CnilabFrag      *ebpf.MapSpec `ebpf:"cnilab_frag"`
+	CnilabIpcache   *ebpf.MapSpec `ebpf:"cnilab_ipcache"`
+	CnilabLxc       *ebpf.MapSpec `ebpf:"cnilab_lxc"`
+	CnilabPolicy    *ebpf.MapSpec `ebpf:"cnilab_policy"`
 	CnilabRemote    *ebpf.MapSpec `ebpf:"cnilab_remote"`
 }
 
@@ -135,13 +206,23 @@ func (o *datapathObjects) Close() error {
 //
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathMaps struct {
+	CnilabCt        *ebpf.Map `ebpf:"cnilab_ct"`
 	CnilabEndpoints *ebpf.Map `ebpf:"cnilab_endpoints"`
+	CnilabFrag      *ebpf.Map `ebpf:"cnilab_frag"`
+	CnilabIpcache   *ebpf.Map `ebpf:"cnilab_ipcache"`
+	CnilabLxc       *ebpf.Map `ebpf:"cnilab_lxc"`
+	CnilabPolicy    *ebpf.Map `ebpf:"cnilab_policy"`
 	CnilabRemote    *ebpf.Map `ebpf:"cnilab_remote"`
 }
 
 func (m *datapathMaps) Close() error {
 	return _DatapathClose(
+		m.CnilabCt,
 		m.CnilabEndpoints,
+		m.CnilabFrag,
+		m.CnilabIpcache,
+		m.CnilabLxc,
+		m.CnilabPolicy,
 		m.CnilabRemote,
 	)
 }
@@ -163,6 +244,7 @@ type datapathPrograms struct {
 	CnilabFromContainer *ebpf.Program `ebpf:"cnilab_from_container"`
 	CnilabFromNetdev    *ebpf.Program `ebpf:"cnilab_from_netdev"`
 	CnilabFromOverlay   *ebpf.Program `ebpf:"cnilab_from_overlay"`
+	CnilabToContainer   *ebpf.Program `ebpf:"cnilab_to_container"`
 	CnilabToOverlay     *ebpf.Program `ebpf:"cnilab_to_overlay"`
 }
 
@@ -171,6 +253,7 @@ func (p *datapathPrograms) Close() error {
 		p.CnilabFromContainer,
 		p.CnilabFromNetdev,
 		p.CnilabFromOverlay,
+		p.CnilabToContainer,
 		p.CnilabToOverlay,
 	)
 }

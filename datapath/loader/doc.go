@@ -1,5 +1,5 @@
-// Package loader loads cnilab's eBPF forwarding datapath and attaches it to a
-// node's interfaces.
+// Package loader loads cnilab's eBPF datapath (forwarding and L3/L4 network
+// policy) and attaches it to a node's interfaces.
 //
 // The programs come from bpf/datapath.c, compiled by bpf2go into the
 // committed datapath_bpfel.{go,o} (see gen.go), so building needs no clang.
@@ -14,6 +14,17 @@
 // while the agent restarts. The next Load reuses the pinned maps and its
 // Attach calls replace the programs in place (link update, filter replace)
 // without a gap. Unpin tears the pins down.
+//
+// Policy: the agent writes identities (UpsertIdentity: an LPM ipcache from
+// prefixes to numeric identities, IdentityWorld when none matches), each
+// local endpoint's allow entries (SetPolicy, PolicyKey) and its enforcement
+// flags (EndpointInfo.PolicyIngress/PolicyEgress, SetEndpointPolicy). The
+// programs check the first packet of every flow in the enforced directions
+// and track it (conntrack): established packets, replies and related ICMP
+// errors pass without lookup. Traffic the node's own stack sends to its
+// pods is always allowed in (and tracked, so the pods' replies pass). The
+// agent expires idle connections with GCConntrack. Dropped packets carry a
+// DropReason (Cilium's numbers), for the flow events to come.
 //
 // Interface indexes are those of the calling thread's network namespace: the
 // agent runs inside its node's namespace.

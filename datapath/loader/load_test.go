@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/cilium/ebpf"
 )
 
 // Every configuration loads and passes the verifier.
@@ -26,15 +28,23 @@ func TestLoadVerifier(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.PinPath = bpffsDir(t)
 			d := load(t, tc.opts)
-			for name, p := range map[string]interface{ FD() int }{
-				"from_container": d.objs.CnilabFromContainer, "to_overlay": d.objs.CnilabToOverlay,
-				"from_overlay": d.objs.CnilabFromOverlay, "from_netdev": d.objs.CnilabFromNetdev,
+			for name, p := range map[string]*ebpf.Program{
+				"from_container": d.objs.CnilabFromContainer, "to_container": d.objs.CnilabToContainer,
+				"to_overlay": d.objs.CnilabToOverlay, "from_overlay": d.objs.CnilabFromOverlay,
+				"from_netdev": d.objs.CnilabFromNetdev,
 			} {
 				if p.FD() < 0 {
 					t.Errorf("%s not loaded", name)
+					continue
+				}
+				// For the record: how hard the verifier worked.
+				if info, err := p.Info(); err == nil {
+					insns, _ := info.Instructions()
+					verified, _ := info.VerifiedInstructions()
+					t.Logf("%s: %d instructions, %d verified", name, len(insns), verified)
 				}
 			}
-			for _, m := range []string{"cnilab_endpoints", "cnilab_remote"} {
+			for _, m := range []string{"cnilab_endpoints", "cnilab_remote", "cnilab_lxc", "cnilab_ipcache", "cnilab_policy", "cnilab_ct", "cnilab_frag"} {
 				if _, err := os.Stat(filepath.Join(tc.opts.PinPath, m)); err != nil {
 					t.Errorf("map %s not pinned: %v", m, err)
 				}
@@ -126,5 +136,176 @@ func TestMapAPI(t *testing.T) {
 	}
 	if rs, _ := d2.Remotes(); len(rs) != 0 {
 		t.Errorf("remotes left: %v", rs)
+	}
+}
+
+func TestPolicyMapAPI(t *testing.T) {
+	requireRoot(t)
+	pin := bpffsDir(t)
+	d := load(t, Options{PinPath: pin})
+	ep := netip.MustParseAddr("10.1.2.3")
+	other := netip.MustParseAddr("10.1.2.4")
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+
+	// Identities.
+	for p, id := range map[string]uint32{"10.1.2.3/32": 300, "10.9.0.77/16": 301, "0.0.0.0/0": IdentityWorld} {
+		if err := d.UpsertIdentity(netip.MustParsePrefix(p), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bad := range []struct {
+		p  string
+		id uint32
+	}{{"10.0.0.0/8", IdentityAny}, {"fd00::/64", 300}} {
+		if err := d.UpsertIdentity(netip.MustParsePrefix(bad.p), bad.id); err == nil {
+			t.Errorf("UpsertIdentity(%s, %d) accepted", bad.p, bad.id)
+		}
+	}
+	ids, err := d.Identities()
+	want := map[netip.Prefix]uint32{
+		netip.MustParsePrefix("10.1.2.3/32"): 300, netip.MustParsePrefix("10.9.0.0/16"): 301, netip.MustParsePrefix("0.0.0.0/0"): IdentityWorld,
+	}
+	if err != nil || !reflect.DeepEqual(ids, want) {
+		t.Fatalf("Identities() = %v, %v; want %v", ids, err, want)
+	}
+	if err := d.DeleteIdentity(netip.MustParsePrefix("10.9.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteIdentity(netip.MustParsePrefix("10.9.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := d.Identities(); len(ids) != 2 {
+		t.Errorf("after delete: %v", ids)
+	}
+
+	// Policy entries: set, diff, validation, per endpoint.
+	k1 := PolicyKey{Identity: 300, Port: 80, Proto: ProtoTCP}
+	k2 := PolicyKey{Endpoint: ep, Identity: IdentityAny, Proto: ProtoUDP, Egress: true}
+	k3 := PolicyKey{Identity: IdentityHost}
+	entries := func(ip netip.Addr) []PolicyKey {
+		t.Helper()
+		ks, err := d.PolicyEntries(ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ks
+	}
+	withEP := func(ip netip.Addr, ks ...PolicyKey) []PolicyKey {
+		for i := range ks {
+			ks[i].Endpoint = ip
+		}
+		return ks
+	}
+	if err := d.SetPolicy(ep, []PolicyKey{k1, k2, k2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetPolicy(other, []PolicyKey{k1}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := entries(ep), withEP(ep, k1, k2); !reflect.DeepEqual(got, want) {
+		t.Fatalf("entries %v, want %v", got, want)
+	}
+	if err := d.SetPolicy(ep, []PolicyKey{k2, k3}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := entries(ep), withEP(ep, k3, k2); !reflect.DeepEqual(got, want) {
+		t.Fatalf("entries %v, want %v", got, want)
+	}
+	for _, bad := range []PolicyKey{
+		{Endpoint: other, Identity: 1},
+		{Identity: 1, Port: 80},
+		{Identity: 1, Port: 80, Proto: ProtoICMP},
+	} {
+		if err := d.SetPolicy(ep, []PolicyKey{k1, bad}); err == nil {
+			t.Errorf("SetPolicy accepted %v", bad)
+		}
+	}
+	if got, want := entries(ep), withEP(ep, k3, k2); !reflect.DeepEqual(got, want) {
+		t.Fatalf("a rejected SetPolicy changed the entries: %v, want %v", got, want)
+	}
+	// A second Datapath on the same pins reads the map and diffs from it.
+	d2 := load(t, Options{PinPath: pin})
+	if err := d2.SetPolicy(ep, []PolicyKey{k1}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := entries(ep), withEP(ep, k1); !reflect.DeepEqual(got, want) {
+		t.Fatalf("entries %v, want %v", got, want)
+	}
+	if err := d2.DeletePolicy(ep); err != nil {
+		t.Fatal(err)
+	}
+	if got := entries(ep); len(got) != 0 {
+		t.Fatalf("entries after DeletePolicy: %v", got)
+	}
+	if got, want := entries(other), withEP(other, k1); !reflect.DeepEqual(got, want) {
+		t.Fatalf("other endpoint's entries: %v, want %v", got, want)
+	}
+
+	// Endpoint flags and the veth owner index.
+	info := EndpointInfo{Ifindex: 42, PodMAC: mac, HostMAC: mac, PolicyIngress: true}
+	if err := d.UpsertEndpoint(ep, info); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetEndpointPolicy(other, true, true); err == nil {
+		t.Error("SetEndpointPolicy on an absent endpoint succeeded")
+	}
+	if err := d.SetEndpointPolicy(ep, false, true); err != nil {
+		t.Fatal(err)
+	}
+	info.PolicyIngress, info.PolicyEgress = false, true
+	if eps, err := d.Endpoints(); err != nil || !reflect.DeepEqual(eps, map[netip.Addr]EndpointInfo{ep: info}) {
+		t.Fatalf("Endpoints() = %v, %v", eps, err)
+	}
+	owner := func(ifindex uint32) (netip.Addr, bool) {
+		var v uint32
+		if err := d.objs.CnilabLxc.Lookup(ifindex, &v); err != nil {
+			return netip.Addr{}, false
+		}
+		return addrOf(v), true
+	}
+	if a, ok := owner(42); !ok || a != ep {
+		t.Fatalf("owner of 42: %v %v", a, ok)
+	}
+	info.Ifindex = 43 // the pod's veth was recreated
+	if err := d.UpsertEndpoint(ep, info); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := owner(42); ok {
+		t.Error("stale owner of 42 kept")
+	}
+	if a, ok := owner(43); !ok || a != ep {
+		t.Fatalf("owner of 43: %v %v", a, ok)
+	}
+	if err := d.DeleteEndpoint(ep); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := owner(43); ok {
+		t.Error("owner of 43 kept after DeleteEndpoint")
+	}
+}
+
+// Single-entry updates and SetPolicy share one view of the map.
+func TestPolicyKeyUpdates(t *testing.T) {
+	requireRoot(t)
+	d := load(t, Options{PinPath: bpffsDir(t)})
+	ep := netip.MustParseAddr("10.1.2.3")
+	k1 := PolicyKey{Endpoint: ep, Identity: 300, Port: 80, Proto: ProtoTCP}
+	k2 := PolicyKey{Endpoint: ep, Identity: 301, Egress: true}
+	for _, err := range []error{d.AddPolicyKey(k1), d.AddPolicyKey(k2), d.AddPolicyKey(k2), d.RemovePolicyKey(k1), d.RemovePolicyKey(k1)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.AddPolicyKey(PolicyKey{Identity: 1}); err == nil {
+		t.Error("entry without endpoint accepted")
+	}
+	if got, err := d.PolicyEntries(ep); err != nil || !reflect.DeepEqual(got, []PolicyKey{k2}) {
+		t.Fatalf("entries %v, %v", got, err)
+	}
+	if err := d.SetPolicy(ep, []PolicyKey{k1}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.PolicyEntries(ep); err != nil || !reflect.DeepEqual(got, []PolicyKey{k1}) {
+		t.Fatalf("entries %v, %v", got, err)
 	}
 }

@@ -30,6 +30,9 @@ type Options struct {
 	// NoRedirectPeer delivers to pods with bpf_redirect even where
 	// bpf_redirect_peer exists (for comparisons).
 	NoRedirectPeer bool
+	// Conntrack are the idle timeouts GCConntrack applies; zero fields
+	// take DefaultConntrackTimeouts'.
+	Conntrack ConntrackTimeouts
 }
 
 // Datapath is the loaded datapath of one node. Its methods are safe for
@@ -41,13 +44,19 @@ type Datapath struct {
 	attach   AttachMode
 	linkDir  string
 	mu       sync.Mutex // serialises attach and detach
+	epMu     sync.Mutex // serialises endpoint writes (endpoint + veth owner)
+	polMu    sync.Mutex // guards policies and serialises policy writes
+	// policies mirrors cnilab_policy by endpoint (network byte order); nil
+	// until first read.
+	policies map[uint32]policySet
 }
 
 const linksDir = "links"
 
 // Load loads the programs with the node's configuration and opens the pinned
 // maps under opts.PinPath, creating them if absent: entries written by an
-// earlier agent are kept.
+// earlier agent are kept (endpoints, remotes, identities, policy, and the
+// tracked connections).
 func Load(opts Options) (*Datapath, error) {
 	if opts.PinPath == "" {
 		return nil, errors.New("load datapath: no pin path")
@@ -67,6 +76,7 @@ func Load(opts Options) (*Datapath, error) {
 	if opts.VNI >= 1<<24 {
 		return nil, fmt.Errorf("load datapath: VNI %d out of range", opts.VNI)
 	}
+	opts.Conntrack = opts.Conntrack.withDefaults()
 	if err := ensureBPFFS(opts.PinPath); err != nil {
 		return nil, fmt.Errorf("load datapath: %w", err)
 	}

@@ -29,7 +29,28 @@ func addrOf(v uint32) netip.Addr {
 	return netip.AddrFrom4(a)
 }
 
-// UpsertEndpoint adds or updates a local pod.
+// endpoint_info.flags (bpf/lib/maps.h).
+const (
+	epIngressEnforced = 1 << 0
+	epEgressEnforced  = 1 << 1
+)
+
+func endpointFlags(ingress, egress bool) uint32 {
+	var f uint32
+	if ingress {
+		f |= epIngressEnforced
+	}
+	if egress {
+		f |= epEgressEnforced
+	}
+	return f
+}
+
+// UpsertEndpoint adds or updates a local pod, its policy enforcement flags
+// included: write the pod's policy entries (SetPolicy) before turning a
+// direction's enforcement on, so that no allowed connection is dropped in
+// between. A pod whose host-side veth is registered here may only send
+// from its own address: other sources are dropped ("Invalid source ip").
 func (d *Datapath) UpsertEndpoint(ip netip.Addr, ep EndpointInfo) error {
 	key, err := ipKey(ip)
 	if err != nil {
@@ -38,23 +59,79 @@ func (d *Datapath) UpsertEndpoint(ip netip.Addr, ep EndpointInfo) error {
 	if ep.Ifindex <= 0 || len(ep.PodMAC) != 6 || len(ep.HostMAC) != 6 {
 		return fmt.Errorf("upsert endpoint %v: need an ifindex and two 6-byte MACs, got %+v", ip, ep)
 	}
-	val := datapathEndpointInfo{Ifindex: uint32(ep.Ifindex)}
+	val := datapathEndpointInfo{Ifindex: uint32(ep.Ifindex), Flags: endpointFlags(ep.PolicyIngress, ep.PolicyEgress)}
 	copy(val.PodMac[:], ep.PodMAC)
 	copy(val.HostMac[:], ep.HostMAC)
+	d.epMu.Lock()
+	defer d.epMu.Unlock()
+	var old datapathEndpointInfo
+	hadOld := d.objs.CnilabEndpoints.Lookup(key, &old) == nil
+	// The endpoint before its veth's owner entry: a packet from the veth
+	// in between finds the endpoint and passes.
 	if err := d.objs.CnilabEndpoints.Put(key, val); err != nil {
 		return fmt.Errorf("upsert endpoint %v: %w", ip, err)
+	}
+	if err := d.objs.CnilabLxc.Put(uint32(ep.Ifindex), be32(key)); err != nil {
+		return fmt.Errorf("upsert endpoint %v: veth owner: %w", ip, err)
+	}
+	if hadOld && old.Ifindex != val.Ifindex {
+		if err := d.deleteOwner(old.Ifindex, key); err != nil {
+			return fmt.Errorf("upsert endpoint %v: %w", ip, err)
+		}
 	}
 	return nil
 }
 
-// DeleteEndpoint removes a local pod; an absent one is not an error.
+// deleteOwner removes the veth owner entry of ifindex if it is ip's.
+func (d *Datapath) deleteOwner(ifindex uint32, ip [4]byte) error {
+	var owner uint32
+	if err := d.objs.CnilabLxc.Lookup(ifindex, &owner); err != nil || owner != be32(ip) {
+		return nil
+	}
+	if err := d.objs.CnilabLxc.Delete(ifindex); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete veth owner %d: %w", ifindex, err)
+	}
+	return nil
+}
+
+// SetEndpointPolicy turns a local pod's ingress and egress enforcement on
+// or off, leaving the rest of its entry alone. The pod must be in the map.
+func (d *Datapath) SetEndpointPolicy(ip netip.Addr, ingress, egress bool) error {
+	key, err := ipKey(ip)
+	if err != nil {
+		return fmt.Errorf("set endpoint policy: %w", err)
+	}
+	d.epMu.Lock()
+	defer d.epMu.Unlock()
+	var val datapathEndpointInfo
+	if err := d.objs.CnilabEndpoints.Lookup(key, &val); err != nil {
+		return fmt.Errorf("set endpoint policy %v: %w", ip, err)
+	}
+	val.Flags = val.Flags&^(epIngressEnforced|epEgressEnforced) | endpointFlags(ingress, egress)
+	if err := d.objs.CnilabEndpoints.Update(key, val, ebpf.UpdateExist); err != nil {
+		return fmt.Errorf("set endpoint policy %v: %w", ip, err)
+	}
+	return nil
+}
+
+// DeleteEndpoint removes a local pod; an absent one is not an error. Its
+// policy entries stay until DeletePolicy.
 func (d *Datapath) DeleteEndpoint(ip netip.Addr) error {
 	key, err := ipKey(ip)
 	if err != nil {
 		return fmt.Errorf("delete endpoint: %w", err)
 	}
+	d.epMu.Lock()
+	defer d.epMu.Unlock()
+	var old datapathEndpointInfo
+	hadOld := d.objs.CnilabEndpoints.Lookup(key, &old) == nil
 	if err := d.objs.CnilabEndpoints.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("delete endpoint %v: %w", ip, err)
+	}
+	if hadOld {
+		if err := d.deleteOwner(old.Ifindex, key); err != nil {
+			return fmt.Errorf("delete endpoint %v: %w", ip, err)
+		}
 	}
 	return nil
 }
@@ -67,9 +144,11 @@ func (d *Datapath) Endpoints() (map[netip.Addr]EndpointInfo, error) {
 	it := d.objs.CnilabEndpoints.Iterate()
 	for it.Next(&key, &val) {
 		out[netip.AddrFrom4(key)] = EndpointInfo{
-			Ifindex: int(val.Ifindex),
-			PodMAC:  net.HardwareAddr(append([]byte(nil), val.PodMac[:]...)),
-			HostMAC: net.HardwareAddr(append([]byte(nil), val.HostMac[:]...)),
+			Ifindex:       int(val.Ifindex),
+			PodMAC:        net.HardwareAddr(append([]byte(nil), val.PodMac[:]...)),
+			HostMAC:       net.HardwareAddr(append([]byte(nil), val.HostMac[:]...)),
+			PolicyIngress: val.Flags&epIngressEnforced != 0,
+			PolicyEgress:  val.Flags&epEgressEnforced != 0,
 		}
 	}
 	if err := it.Err(); err != nil {
@@ -78,19 +157,26 @@ func (d *Datapath) Endpoints() (map[netip.Addr]EndpointInfo, error) {
 	return out, nil
 }
 
-func remoteKey(p netip.Prefix) (datapathRemoteKey, error) {
+// lpmKey is an IPv4 prefix as an LPM trie key: its length and its masked
+// address in network byte order.
+func lpmKey(p netip.Prefix) (bits uint32, addr uint32, err error) {
 	if !p.IsValid() || !p.Addr().Unmap().Is4() {
-		return datapathRemoteKey{}, fmt.Errorf("%v is not an IPv4 prefix", p)
+		return 0, 0, fmt.Errorf("%v is not an IPv4 prefix", p)
 	}
-	bits := p.Bits()
+	n := p.Bits()
 	if p.Addr().Is4In6() {
-		bits -= 96
+		n -= 96
 	}
-	if bits < 0 {
-		return datapathRemoteKey{}, fmt.Errorf("%v is not an IPv4 prefix", p)
+	if n < 0 {
+		return 0, 0, fmt.Errorf("%v is not an IPv4 prefix", p)
 	}
-	a := netip.PrefixFrom(p.Addr().Unmap(), bits).Masked().Addr().As4()
-	return datapathRemoteKey{Prefixlen: uint32(bits), Addr: be32(a)}, nil
+	a := netip.PrefixFrom(p.Addr().Unmap(), n).Masked().Addr().As4()
+	return uint32(n), be32(a), nil
+}
+
+func remoteKey(p netip.Prefix) (datapathRemoteKey, error) {
+	bits, addr, err := lpmKey(p)
+	return datapathRemoteKey{Prefixlen: bits, Addr: addr}, err
 }
 
 // UpsertRemote routes a remote node's PodCIDR to the node's underlay IP

@@ -1,0 +1,139 @@
+/* Connection tracking (cnilab_ct).
+ *
+ * One entry per connection, keyed by the tuple of its first packet. A packet
+ * whose own tuple has an entry is ESTABLISHED, one whose reversed tuple has
+ * an entry is a REPLY, an ICMP error about a tracked connection is RELATED;
+ * all three pass without a policy lookup. Anything else is NEW: the caller
+ * checks policy and, when allowed, creates the entry (ct_create).
+ *
+ * The programs never delete entries: the agent's GC (datapath/loader,
+ * GCConntrack) removes those idle for longer than their timeout, which
+ * depends on the protocol and on the flags kept here (reply seen, closing).
+ * A TCP SYN (without ACK) on a closing entry starts a new connection on
+ * the same ports: it is NEW again, and checked.
+ */
+#ifndef CNILAB_CONNTRACK_H
+#define CNILAB_CONNTRACK_H
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+
+#include "maps.h"
+#include "flow.h"
+#include "events.h"
+
+#define CT_NEW 0
+#define CT_ESTABLISHED 1
+#define CT_REPLY 2
+#define CT_RELATED 3
+
+/* last_seen is written at most this often (nanoseconds): a busy connection
+ * does not dirty its entry on every packet. The GC's granularity.
+ */
+#define CT_REFRESH_NS 1000000000ULL
+
+static __always_inline void ct_reverse(const struct ct_tuple *t,
+				       struct ct_tuple *r)
+{
+	r->saddr = t->daddr;
+	r->daddr = t->saddr;
+	r->sport = t->dport;
+	r->dport = t->sport;
+	r->proto = t->proto;
+}
+
+static __always_inline __u32 ct_tcp_flags(const struct flow *f, int reply)
+{
+	__u32 flags = 0;
+
+	if (f->tcp_flags & TCP_FLAG_FIN)
+		flags |= reply ? CT_F_FIN_REPLY : CT_F_FIN_ORIG;
+	if (f->tcp_flags & TCP_FLAG_RST)
+		flags |= CT_F_RST;
+	return flags;
+}
+
+/* A TCP SYN without ACK: the first packet of a connection. */
+static __always_inline int tcp_syn_only(const struct flow *f)
+{
+	return f->t.proto == IPPROTO_TCP &&
+	       (f->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+}
+
+/* ct_touch records a packet of a tracked connection. Concurrent updates
+ * from several CPUs may lose a flag or a refresh; the next packet repeats
+ * it (5.10 has no atomic OR).
+ */
+static __always_inline void ct_touch(struct __sk_buff *skb,
+				     const struct flow *f,
+				     struct ct_entry *e, int reply, __u8 dir)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u32 old = e->flags;
+	__u32 flags = old | ct_tcp_flags(f, reply);
+
+	if (reply)
+		flags |= CT_F_REPLY_SEEN;
+	if (flags != old) {
+		e->flags = flags;
+		e->last_seen = now;
+		if (!(old & CT_F_CLOSING) && (flags & CT_F_CLOSING))
+			flow_event(skb, f, FLOW_EVENT_CLOSE, dir, 0);
+		return;
+	}
+	if (now - e->last_seen >= CT_REFRESH_NS)
+		e->last_seen = now;
+}
+
+/* ct_lookup classifies a packet; dir is where the caller is (for events). */
+static __always_inline int ct_lookup(struct __sk_buff *skb,
+				     const struct flow *f, __u8 dir)
+{
+	struct ct_tuple rev = {};
+	struct ct_entry *e;
+
+	if (f->icmp_error) {
+		if (bpf_map_lookup_elem(&cnilab_ct, &f->inner))
+			return CT_RELATED;
+		ct_reverse(&f->inner, &rev);
+		if (bpf_map_lookup_elem(&cnilab_ct, &rev))
+			return CT_RELATED;
+		return CT_NEW;
+	}
+
+	e = bpf_map_lookup_elem(&cnilab_ct, &f->t);
+	if (e) {
+		if (tcp_syn_only(f) && (e->flags & CT_F_CLOSING))
+			return CT_NEW; /* reopened */
+		ct_touch(skb, f, e, 0, dir);
+		return CT_ESTABLISHED;
+	}
+	ct_reverse(&f->t, &rev);
+	e = bpf_map_lookup_elem(&cnilab_ct, &rev);
+	if (e) {
+		if (tcp_syn_only(f) && (e->flags & CT_F_CLOSING))
+			return CT_NEW; /* a new connection the other way */
+		ct_touch(skb, f, e, 1, dir);
+		return CT_REPLY;
+	}
+	return CT_NEW;
+}
+
+/* ct_create tracks a new connection (replacing a closing entry with the
+ * same tuple). If the map cannot take it, the packet still passes: its
+ * replies are then checked as new flows.
+ */
+static __always_inline void ct_create(const struct flow *f)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct ct_entry e = {
+		.created = now,
+		.last_seen = now,
+		.flags = ct_tcp_flags(f, 0),
+	};
+
+	bpf_map_update_elem(&cnilab_ct, &f->t, &e, BPF_ANY);
+}
+
+#endif /* CNILAB_CONNTRACK_H */

@@ -1,0 +1,135 @@
+/* L3/L4 network policy: identities (cnilab_ipcache), per-endpoint allow
+ * entries (cnilab_policy), and the verdict for a packet (enforce).
+ */
+#ifndef CNILAB_POLICY_H
+#define CNILAB_POLICY_H
+
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#include "maps.h"
+#include "flow.h"
+#include "conntrack.h"
+#include "events.h"
+
+/* ipcache_identity is the identity of addr: its longest ipcache prefix's,
+ * IDENTITY_WORLD without one.
+ */
+static __always_inline __u32 ipcache_identity(__u32 addr)
+{
+	struct ipcache_key key = {
+		.prefixlen = 32,
+		.addr = addr,
+	};
+	struct ipcache_info *info;
+
+	info = bpf_map_lookup_elem(&cnilab_ipcache, &key);
+	return info ? info->identity : IDENTITY_WORLD;
+}
+
+/* policy_allows looks up the allow entries of endpoint ep for a peer of
+ * identity id, in this order, and allows on the first hit:
+ *
+ *   (id, port, proto), (id, 0, proto), (id, 0, 0),
+ *   (0, port, proto),  (0, 0, proto),  (0, 0, 0)
+ *
+ * dport is 0 for packets without ports (ICMP, ...): only entries with port
+ * 0 match those. At most six hash lookups, no loop.
+ */
+static __always_inline int policy_allows(__u32 ep, __u32 id, __u16 dport,
+					 __u8 proto, __u8 dir)
+{
+	struct policy_key key = {
+		.endpoint = ep,
+		.identity = id,
+		.dport = dport,
+		.proto = proto,
+		.direction = dir,
+	};
+
+	if (dport && bpf_map_lookup_elem(&cnilab_policy, &key))
+		return 1;
+	key.dport = 0;
+	if (proto && bpf_map_lookup_elem(&cnilab_policy, &key))
+		return 1;
+	key.proto = 0;
+	if (bpf_map_lookup_elem(&cnilab_policy, &key))
+		return 1;
+	key.identity = IDENTITY_ANY;
+	key.dport = dport;
+	key.proto = proto;
+	if (dport && bpf_map_lookup_elem(&cnilab_policy, &key))
+		return 1;
+	key.dport = 0;
+	if (proto && bpf_map_lookup_elem(&cnilab_policy, &key))
+		return 1;
+	key.proto = 0;
+	return bpf_map_lookup_elem(&cnilab_policy, &key) != NULL;
+}
+
+static __always_inline int drop(struct __sk_buff *skb, const struct flow *f,
+				__u16 reason, __u8 dir)
+{
+	flow_event(skb, f, FLOW_EVENT_DROP, dir, reason);
+	return TC_ACT_SHOT;
+}
+
+/* Who is on the other side of an ingress check. */
+#define PEER_IPCACHE 0  /* identity of the source address, from the ipcache */
+#define PEER_HOST 1     /* this node's own stack: always allowed in */
+
+/* enforce gives the verdict for a packet from src to dst (each the local
+ * endpoint, or NULL when that side is not a local pod): TC_ACT_OK to go on
+ * forwarding, TC_ACT_SHOT to drop.
+ *
+ * Tracked packets (established, replies, related ICMP errors) pass. A new
+ * flow needs src's egress allowed towards the destination's identity and
+ * dst's ingress allowed from the source's identity, each only where that
+ * endpoint's direction is enforced; then it is tracked, also when nothing
+ * was enforced, so that the replies pass whatever policies say about their
+ * direction, now or later.
+ */
+static __always_inline int enforce(struct __sk_buff *skb, const struct flow *f,
+				   const struct endpoint_info *src,
+				   const struct endpoint_info *dst,
+				   int peer)
+{
+	__u8 dir = dst ? POLICY_INGRESS : POLICY_EGRESS;
+
+	if (ct_lookup(skb, f, dir) != CT_NEW)
+		return TC_ACT_OK;
+
+	if (src && (src->flags & EP_F_EGRESS_ENFORCED) &&
+	    !policy_allows(f->t.saddr, ipcache_identity(f->t.daddr),
+			   f->policy_dport, f->t.proto, POLICY_EGRESS))
+		return drop(skb, f, DROP_POLICY, POLICY_EGRESS);
+
+	if (dst && peer != PEER_HOST && (dst->flags & EP_F_INGRESS_ENFORCED) &&
+	    !policy_allows(f->t.daddr, ipcache_identity(f->t.saddr),
+			   f->policy_dport, f->t.proto, POLICY_INGRESS))
+		return drop(skb, f, DROP_POLICY, POLICY_INGRESS);
+
+	/* An ICMP error without a connection passes as policy says, but it
+	 * does not start one.
+	 */
+	if (!f->icmp_error) {
+		ct_create(f);
+		flow_event(skb, f, FLOW_EVENT_NEW, dir, 0);
+	}
+	return TC_ACT_OK;
+}
+
+/* source_valid tells whether a packet that entered host-side veth ifindex
+ * carries the source address of the pod behind it. Packets from a veth no
+ * endpoint is registered on are not judged.
+ */
+static __always_inline int source_valid(__u32 ifindex,
+					const struct endpoint_info *src)
+{
+	if (src)
+		return src->ifindex == ifindex;
+	return bpf_map_lookup_elem(&cnilab_lxc, &ifindex) == NULL;
+}
+
+#endif /* CNILAB_POLICY_H */
