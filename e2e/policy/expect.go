@@ -65,7 +65,9 @@ func ExpectedByRules(rules []ExpectRule, pods []string, pp PortProtocol) map[Edg
 			continue
 		}
 		for e := range t {
-			if matchPattern(r.From, e.From) && matchPattern(r.To, e.To) {
+			// Loopback is always allowed (see Allowed): rules never apply
+			// to a pod's traffic to itself.
+			if e.From != e.To && matchPattern(r.From, e.From) && matchPattern(r.To, e.To) {
 				t[e] = r.Allowed
 			}
 		}

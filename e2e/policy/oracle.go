@@ -20,14 +20,19 @@ import (
 // implementations do, an ICMP packet is allowed by a rule only when that
 // rule has no ports; isolation otherwise denies it.
 //
-// Traffic from a pod to itself is judged like any other (egress of the pod
-// and ingress of the same pod), as the upstream suite expects.
+// Traffic from a pod to itself is always allowed: it is delivered on the
+// pod's own loopback and never reaches a network plugin, which is why the
+// upstream suite and Cyclonus expect loopback to be allowed
+// (Reachability.AllowLoopback) whatever the policies say.
 func Allowed(policies []networkingv1.NetworkPolicy, m Model, t Traffic) Verdict {
 	v := Verdict{
 		Egress:  judge(policies, m, networkingv1.PolicyTypeEgress, t.From, t.To, t),
 		Ingress: judge(policies, m, networkingv1.PolicyTypeIngress, t.To, t.From, t),
 	}
 	v.Allowed = v.Egress.Allowed && v.Ingress.Allowed
+	if t.From.Pod != nil && t.To.Pod != nil && t.From.Pod.Key() == t.To.Pod.Key() {
+		v.Allowed, v.Loopback = true, true
+	}
 	return v
 }
 

@@ -135,15 +135,15 @@ func TestDirectionsAreIndependent(t *testing.T) {
 		}, []want{
 			deny("x/a", "y/a", TCP80), allow("x/a", "z/a", TCP80),
 		}},
-		{"self traffic is subject to ingress", []networkingv1.NetworkPolicy{
+		{"loopback is allowed despite an ingress deny", []networkingv1.NetworkPolicy{
 			netpol("x", "p", all()),
 		}, []want{
-			deny("x/a", "x/a", TCP80), deny("x/b", "x/b", UDP80),
+			allow("x/a", "x/a", TCP80), allow("x/b", "x/b", UDP80), deny("x/a", "x/b", TCP80),
 		}},
-		{"self traffic is subject to egress", []networkingv1.NetworkPolicy{
+		{"loopback is allowed despite an egress deny", []networkingv1.NetworkPolicy{
 			netpol("x", "p", sel("pod", "a"), types(egr)),
 		}, []want{
-			deny("x/a", "x/a", TCP80), allow("x/b", "x/b", TCP80),
+			allow("x/a", "x/a", TCP80), deny("x/a", "x/b", TCP80), allow("x/b", "x/b", TCP80),
 		}},
 		{"self traffic allowed by a rule selecting itself", []networkingv1.NetworkPolicy{
 			netpol("x", "p", sel("pod", "a"), ingressRules(peers(podPeer(selp("pod", "a"))))),

@@ -40,7 +40,7 @@ func TestPeers(t *testing.T) {
 			allow("x/b", "x/a", TCP80), allow("z/b", "x/a", TCP80), deny("z/c", "x/a", TCP80),
 		}},
 		{"matchExpressions In", target(podPeer(expr("pod", metav1.LabelSelectorOpIn, "b", "c"))), []want{
-			allow("x/b", "x/a", TCP80), allow("x/c", "x/a", TCP80), deny("x/a", "x/a", TCP80),
+			allow("x/b", "x/a", TCP80), allow("x/c", "x/a", TCP80), deny("y/b", "x/a", TCP80),
 		}},
 		{"matchExpressions NotIn on namespaces", target(nsPeer(expr("ns", metav1.LabelSelectorOpNotIn, "x"))), []want{
 			allow("y/a", "x/a", TCP80), allow("z/c", "x/a", TCP80), deny("x/b", "x/a", TCP80),

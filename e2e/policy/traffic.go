@@ -78,8 +78,11 @@ type DirectionVerdict struct {
 
 // Verdict is the oracle's answer for one Traffic.
 type Verdict struct {
-	// Allowed is Egress.Allowed && Ingress.Allowed.
+	// Allowed is Egress.Allowed && Ingress.Allowed, or true for Loopback.
 	Allowed bool
+	// Loopback is traffic from a pod to itself: it never leaves the pod's
+	// network namespace, so no policy can apply to it.
+	Loopback bool
 	// Egress is the judgement of the source's egress.
 	Egress DirectionVerdict
 	// Ingress is the judgement of the destination's ingress.
@@ -108,6 +111,9 @@ func (v Verdict) String() string {
 	word := "denied"
 	if v.Allowed {
 		word = "allowed"
+	}
+	if v.Loopback {
+		return "allowed (loopback: a pod's traffic to itself never leaves it)"
 	}
 	return fmt.Sprintf("%s (%s; %s)", word, v.Egress.explain("egress"), v.Ingress.explain("ingress"))
 }

@@ -48,11 +48,11 @@ func generatedICMP() []pol.Case {
 	}
 }
 
-// generatedSelf covers traffic from a pod to itself, which policies judge
-// like any other.
+// generatedSelf covers traffic from a pod to itself: loopback, allowed
+// whatever the policies say, while the policy still acts on other peers.
 func generatedSelf() []pol.Case {
 	return []pol.Case{
-		newCase("generated/self/ingress-allows-only-others", "x/a accepts x/b only, so not itself", tags("generated", "self", "ingress", "pod-selector"),
+		newCase("generated/self/ingress-allows-only-others", "x/a accepts x/b only; its own loopback still works", tags("generated", "self", "ingress", "pod-selector"),
 			create(policy("a-from-b", selectPod("a"), ingress(peers(podSel("b")))))),
 		newCase("generated/self/egress-allows-itself", "x/a may only talk to itself", tags("generated", "self", "egress", "pod-selector"),
 			create(policy("a-to-a", selectPod("a"), egress(peers(podSel("a")))))),
