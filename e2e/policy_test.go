@@ -39,7 +39,8 @@ const (
 )
 
 var _ = Describe("NetworkPolicy", Label("policy"), Ordered, ContinueOnFailure, func() {
-	var model pol.Model
+	var model, dirtyModel pol.Model
+	var modelDirty bool
 	baseline := !enforcesPolicy(EnvFromOS().CNI)
 
 	BeforeAll(func(ctx SpecContext) {
@@ -60,12 +61,17 @@ var _ = Describe("NetworkPolicy", Label("policy"), Ordered, ContinueOnFailure, f
 			labels = Label(append(c.Tags, "baseline")...)
 		}
 		It(c.Name, labels, func(ctx SpecContext) {
-			state := pol.NewState(model)
-			DeferCleanup(func(ctx SpecContext) {
+			// A case that failed half-way left the cluster changed: put the
+			// standard model back first. (Not with DeferCleanup: Ginkgo runs
+			// AfterAll before the last spec's cleanup.)
+			if modelDirty {
 				var err error
-				model, err = ResetModel(ctx, client, state.Model)
-				Expect(err).NotTo(HaveOccurred(), "reset the model after %s", c.Name)
-			}, NodeTimeout(5*time.Minute))
+				model, err = ResetModel(ctx, client, dirtyModel)
+				Expect(err).NotTo(HaveOccurred(), "reset the model before %s", c.Name)
+				modelDirty = false
+			}
+			state := pol.NewState(model)
+			modelDirty, dirtyModel = true, model
 			probed := 0
 			for i, step := range c.Steps {
 				resolved, err := state.Resolve(step)
@@ -73,6 +79,7 @@ var _ = Describe("NetworkPolicy", Label("policy"), Ordered, ContinueOnFailure, f
 				Expect(ApplyStep(ctx, client, resolved)).To(Succeed(), "step %d: %s", i, step.ActionName())
 				state, err = state.Apply(step)
 				Expect(err).NotTo(HaveOccurred())
+				dirtyModel = state.Model
 				if step.CreatePod != nil {
 					state.Model, err = refreshIPs(ctx, client, state.Model)
 					Expect(err).NotTo(HaveOccurred())
@@ -102,6 +109,10 @@ var _ = Describe("NetworkPolicy", Label("policy"), Ordered, ContinueOnFailure, f
 					Fail(truthTables(c, i, step, rs, n))
 				}
 			}
+			var err error
+			model, err = ResetModel(ctx, client, state.Model)
+			Expect(err).NotTo(HaveOccurred(), "reset the model after %s", c.Name)
+			modelDirty = false
 			if probed == 0 {
 				Skip("every probe of this case needs SCTP, which this kernel lacks")
 			}
