@@ -59,10 +59,12 @@ e2e: build tools
 	done; exit $$rc
 
 # The gate: static checks, the committed eBPF objects match their sources,
-# unit tests (root ones included when run as root), then the connectivity
-# suite on cnilab (native and VXLAN, TCX and the tc fallback) and flannel.
+# unit tests (root ones included when run as root), then on the netns
+# provider: the connectivity suite on cnilab (native and VXLAN, TCX and the tc
+# fallback) and flannel, and the upstream NetworkPolicy cases on cnilab and on
+# the flannel baseline. `make e2e` runs the whole policy catalog.
 test: check check-generate unit
-	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel LABELS=connectivity
+	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel LABELS='connectivity || (policy && upstream)'
 	CNILAB_ATTACH=tc $(MAKE) e2e PROVIDER=netns CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
 
 lab-down: build
