@@ -63,6 +63,7 @@ func TestProtocol(t *testing.T) {
 		mention     string
 	}{
 		{"malformed config", `{"name":`, add("eth0", "/run/netns/p"), types.ErrDecodingFailure, ""},
+		{"unknown cniVersion", strings.Replace(good, `"1.1.0"`, `"9.9.9"`, 1), add("eth0", "/run/netns/p"), types.ErrIncompatibleCNIVersion, "9.9.9"},
 		{"unknown field", good[:len(good)-1] + `,"hairpin":true}`, add("eth0", "/run/netns/p"), types.ErrUnsupportedField, "hairpin"},
 		{"ifname too long", good, add("abcdefghijklmnop", "/run/netns/p"), types.ErrInvalidEnvironmentVariables, "interface name"},
 		{"ifname slash", good, add("et/h0", "/run/netns/p"), types.ErrInvalidEnvironmentVariables, "interface name"},

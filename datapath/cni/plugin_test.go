@@ -253,7 +253,7 @@ func TestAddFailsMidway(t *testing.T) {
 
 func TestConcurrentAdds(t *testing.T) {
 	l := newLab(t)
-	const n = 10
+	const n = 50 // the acceptance check: 50 concurrent ADDs on one node
 	pods := make([]string, n)
 	for i := range pods {
 		pods[i] = newNetns(t, "pod")
