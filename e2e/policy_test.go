@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -77,6 +78,7 @@ var _ = Describe("NetworkPolicy", Label("policy"), Ordered, ContinueOnFailure, f
 				resolved, err := state.Resolve(step)
 				Expect(err).NotTo(HaveOccurred())
 				Expect(ApplyStep(ctx, client, resolved)).To(Succeed(), "step %d: %s", i, step.ActionName())
+				applied := time.Now()
 				state, err = state.Apply(step)
 				Expect(err).NotTo(HaveOccurred())
 				dirtyModel = state.Model
@@ -100,6 +102,9 @@ var _ = Describe("NetworkPolicy", Label("policy"), Ordered, ContinueOnFailure, f
 					}
 					Expect(ProbeMatrix(ctx, cluster, state.Model, rs, policyProbeTimeout)).To(Succeed())
 					if mismatches(rs) == 0 {
+						if !baseline && step.ActionName() != "probe" {
+							recordEnforcement(time.Since(applied))
+						}
 						break
 					}
 					time.Sleep(500 * time.Millisecond)
@@ -154,4 +159,18 @@ func truthTables(c pol.Case, i int, step pol.Step, rs []*pol.Reachability, n int
 		}
 	}
 	return b.String()
+}
+
+// enforcementDelays are, per step that changed something, the time from the
+// API write to the end of the first probe round that matched the oracle: an
+// upper bound of the enforcement delay (it includes one probe round).
+var (
+	enforcementMu     sync.Mutex
+	enforcementDelays []float64
+)
+
+func recordEnforcement(d time.Duration) {
+	enforcementMu.Lock()
+	defer enforcementMu.Unlock()
+	enforcementDelays = append(enforcementDelays, d.Seconds())
 }

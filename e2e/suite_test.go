@@ -102,5 +102,8 @@ var _ = ReportAfterSuite("cnilab report.json", func(r Report) {
 		run.Specs = append(run.Specs, spec)
 	}
 	run.Count()
+	enforcementMu.Lock()
+	run.PolicyEnforcement = report.Summarise(enforcementDelays)
+	enforcementMu.Unlock()
 	Expect(report.Append(e.ReportDir, run)).To(Succeed())
 })

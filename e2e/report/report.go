@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"syscall"
 	"time"
 )
@@ -49,6 +51,32 @@ type Run struct {
 	// Datapath is what the CNI's agent reported about itself on the first
 	// node (attach mode, kernel features), when it reports anything.
 	Datapath map[string]any `json:"datapath,omitempty"`
+	// PolicyEnforcement summarises how long policy changes took to show in
+	// the probes (seconds), when the run changed policies on an enforcing CNI.
+	PolicyEnforcement *Quantiles `json:"policyEnforcement,omitempty"`
+}
+
+// Quantiles summarises a sample of durations in seconds.
+type Quantiles struct {
+	Samples int     `json:"samples"`
+	P50     float64 `json:"p50"`
+	P99     float64 `json:"p99"`
+	Max     float64 `json:"max"`
+}
+
+// Summarise returns the quantiles of xs (nil for an empty sample), by the
+// nearest-rank method.
+func Summarise(xs []float64) *Quantiles {
+	if len(xs) == 0 {
+		return nil
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	rank := func(p float64) float64 {
+		i := int(math.Ceil(p*float64(len(s)))) - 1
+		return s[max(0, min(i, len(s)-1))]
+	}
+	return &Quantiles{Samples: len(s), P50: rank(0.50), P99: rank(0.99), Max: s[len(s)-1]}
 }
 
 // File is report.json.

@@ -45,3 +45,17 @@ func TestSummaryNamesFailures(t *testing.T) {
 		}
 	}
 }
+
+func TestSummarise(t *testing.T) {
+	if Summarise(nil) != nil {
+		t.Fatal("empty sample has quantiles")
+	}
+	var xs []float64
+	for i := 100; i >= 1; i-- {
+		xs = append(xs, float64(i))
+	}
+	q := Summarise(xs)
+	if q.Samples != 100 || q.P50 != 50 || q.P99 != 99 || q.Max != 100 {
+		t.Fatalf("%+v", q)
+	}
+}

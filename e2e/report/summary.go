@@ -27,6 +27,9 @@ func Summary(w io.Writer, r Run) {
 		fmt.Fprintf(w, " (lab bring-up %.1fs)", r.SetupSeconds)
 	}
 	fmt.Fprintln(w)
+	if q := r.PolicyEnforcement; q != nil {
+		fmt.Fprintf(w, "   policy enforcement (API write to matching probes, %d changes): p50 %.2fs p99 %.2fs max %.2fs\n", q.Samples, q.P50, q.P99, q.Max)
+	}
 	if r.Failure != "" {
 		fmt.Fprintf(w, "   run failed: %s\n", oneLine(r.Failure, 300))
 	}
