@@ -325,6 +325,10 @@ func parsePort(np *networkingv1.NetworkPolicyPort, at *path, errs *field.ErrorLi
 			*errs = append(*errs, field.Invalid(child("endPort"), last, "must be greater than or equal to `port`"))
 		case len(validation.IsValidPortNum(int(last))) > 0:
 			*errs = append(*errs, field.Invalid(child("endPort"), last, validation.IsValidPortNum(int(last))[0]))
+		case first == 1 && last == 65535:
+			// Every port there is: the same as naming no port (port 0 is
+			// not a port), so it compiles to one any-port key.
+			return p
 		case last-first+1 > MaxPortRange:
 			*errs = append(*errs, field.Invalid(child("endPort"), last,
 				fmt.Sprintf("range %d-%d spans %d ports, more than the %d cnilab compiles", first, last, last-first+1, MaxPortRange)))

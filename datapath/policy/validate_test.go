@@ -23,7 +23,7 @@ func TestInvalidPolicies(t *testing.T) {
 		{"bad except", netpol("x", "bad", a, ingress(peers(cidr("10.0.0.0/8", "nope")))), "ipBlock.except[0]"},
 		{"endPort below port", netpol("x", "bad", a, ingress(peers().on(portRange(TCP, 81, 80)))), "spec.ingress[0].ports[0].endPort"},
 		{"endPort above 65535", netpol("x", "bad", a, ingress(peers().on(portRange(TCP, 65000, 65536)))), "spec.ingress[0].ports[0].endPort"},
-		{"endPort range too wide", netpol("x", "bad", a, ingress(peers().on(portRange(TCP, 1, 65535)))), "more than the 4096"},
+		{"endPort range too wide", netpol("x", "bad", a, ingress(peers().on(portRange(TCP, 2, 65535)))), "more than the 4096"},
 		{"endPort with a named port", netpol("x", "bad", a, ingress(peers().on(withEnd(named(TCP, "serve-80-tcp"), 90)))), "spec.ingress[0].ports[0].endPort"},
 		{"endPort without port", netpol("x", "bad", a, ingress(peers().on(withEnd(protoOnly(TCP), 90)))), "spec.ingress[0].ports[0].endPort"},
 		{"port 0", netpol("x", "bad", a, ingress(peers().on(numPort(TCP, 0)))), "spec.ingress[0].ports[0].port"},
@@ -127,4 +127,17 @@ func TestValidEdges(t *testing.T) {
 func withEnd(p networkingv1.NetworkPolicyPort, end int32) networkingv1.NetworkPolicyPort {
 	p.EndPort = &end
 	return p
+}
+
+// The full range 1-65535 is every port: it compiles, as one any-port key.
+func TestFullPortRangeIsAnyPort(t *testing.T) {
+	s := standardState()
+	s.Policies = []networkingv1.NetworkPolicy{netpol("x", "all-tcp", all(), ingress(peers().on(portRange(TCP, 1, 65535))))}
+	r, err := Compile(s, Local{NodeName: "node-1"}, nil)
+	if err != nil {
+		t.Fatalf("the full range must compile: %v", err)
+	}
+	if !Simulate([]Result{r}, ip(s, "y/b"), ip(s, "x/a"), ProtoTCP, 80) || Simulate([]Result{r}, ip(s, "y/b"), ip(s, "x/a"), ProtoUDP, 80) {
+		t.Fatal("the full TCP range must allow every TCP port and no UDP port")
+	}
 }
