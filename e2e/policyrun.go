@@ -85,7 +85,11 @@ func ApplyStep(ctx context.Context, c kubernetes.Interface, s pol.Step) error {
 	case s.SetPodLabels != nil:
 		return setPodLabels(ctx, c, s.SetPodLabels.Namespace, s.SetPodLabels.Name, s.SetPodLabels.Labels)
 	case s.CreatePod != nil:
-		_, err := c.CoreV1().Pods(s.CreatePod.Namespace).Create(ctx, modelPod(*s.CreatePod), metav1.CreateOptions{})
+		p := *s.CreatePod
+		if len(p.Ports) == 0 {
+			p.Ports = pol.StandardContainerPorts() // as Step.CreatePod says
+		}
+		_, err := c.CoreV1().Pods(p.Namespace).Create(ctx, modelPod(p), metav1.CreateOptions{})
 		return err
 	case s.DeletePod != nil:
 		return deletePodAndWait(ctx, c, s.DeletePod.Namespace, s.DeletePod.Name)
