@@ -172,6 +172,14 @@ func ResetModel(ctx context.Context, c kubernetes.Interface, after pol.Model) (p
 			}
 		case err != nil:
 			return std, err
+		case len(containerPortsOf(cur)) != len(p.Ports):
+			// Not the model's pod (a case re-created it with other ports).
+			if err := deletePodAndWait(ctx, c, p.Namespace, p.Name); err != nil {
+				return std, err
+			}
+			if _, err := c.CoreV1().Pods(p.Namespace).Create(ctx, modelPod(p), metav1.CreateOptions{}); err != nil {
+				return std, err
+			}
 		case !sameLabels(cur.Labels, p.Labels):
 			if err := setPodLabels(ctx, c, p.Namespace, p.Name, p.Labels); err != nil {
 				return std, err
@@ -179,6 +187,14 @@ func ResetModel(ctx context.Context, c kubernetes.Interface, after pol.Model) (p
 		}
 	}
 	return refreshIPs(ctx, c, std)
+}
+
+func containerPortsOf(p *corev1.Pod) []corev1.ContainerPort {
+	var out []corev1.ContainerPort
+	for _, c := range p.Spec.Containers {
+		out = append(out, c.Ports...)
+	}
+	return out
 }
 
 func sameLabels(a, b map[string]string) bool {
