@@ -27,6 +27,12 @@
  * Every checked flow is tracked in cnilab_ct (lib/conntrack.h), whatever the
  * verdict needed, so replies pass on every node the flow crosses.
  *
+ * What the programs decide is reported (lib/events.h): flow events in the
+ * cnilab_events ring buffer for drops, new connections, first replies and
+ * closings, from the point of view of the local endpoint (EGRESS of the
+ * sender at from_container, INGRESS of the receiver), and per-CPU packet
+ * and byte counters in cnilab_metrics for every packet decided on.
+ *
  * All programs are SEC("tc") so they load as SchedCLS for TCX and cls_bpf.
  * Packets that are not ours are passed unchanged.
  */
@@ -39,9 +45,17 @@
 #include "lib/maps.h"
 #include "lib/parse.h"
 #include "lib/flow.h"
+#include "lib/ipcache.h"
+#include "lib/events.h"
 #include "lib/conntrack.h"
 #include "lib/policy.h"
 #include "lib/forward.h"
+
+/* In which hook a packet delivered to a local pod counts as INGRESS
+ * forwarded (events.h): where bpf_redirect_peer delivers it, or in
+ * to_container, which plain bpf_redirect passes.
+ */
+#define DELIVERED_HERE(mask) (cfg_redirect_peer ? (mask) : (mask) & ~OBS_INGRESS)
 
 /* Ingress of a host-side veth: packets leaving a pod. The pod may only send
  * from its own address; a new flow needs the pod's egress policy and, when
@@ -51,6 +65,7 @@ SEC("tc")
 int cnilab_from_container(struct __sk_buff *skb)
 {
 	struct endpoint_info *src, *dst;
+	struct obs o = { .mask = OBS_EGRESS, .peer = PEER_IPCACHE };
 	struct remote_info *remote;
 	struct flow f = {};
 	struct iphdr *ip;
@@ -63,14 +78,23 @@ int cnilab_from_container(struct __sk_buff *skb)
 	daddr = ip->daddr;
 
 	src = lookup_endpoint(ip->saddr);
-	if (!source_valid(skb->ingress_ifindex, src))
-		return drop(skb, &f, DROP_INVALID_SIP, POLICY_EGRESS);
+	if (!source_valid(skb->ingress_ifindex, src)) {
+		f.t.saddr = ip->saddr;
+		f.t.daddr = daddr;
+		f.t.proto = ip->protocol;
+		return drop(skb, &f, &o, OBS_EGRESS, DROP_INVALID_SIP);
+	}
 	reason = parse_flow(skb, ip, &f);
 	if (reason)
-		return drop(skb, &f, reason, POLICY_EGRESS);
+		return drop(skb, &f, &o, OBS_EGRESS, reason);
 	dst = lookup_endpoint(daddr);
-	if (enforce(skb, &f, src, dst, PEER_IPCACHE) != TC_ACT_OK)
+	if (dst) {
+		o.mask |= OBS_INGRESS;
+		o.in_ifindex = dst->ifindex;
+	}
+	if (enforce(skb, &f, src, dst, &o) != TC_ACT_OK)
 		return TC_ACT_SHOT;
+	count_forwarded(skb, DELIVERED_HERE(o.mask));
 
 	if (dst)
 		return deliver_local(skb, ip, dst);
@@ -92,14 +116,20 @@ int cnilab_from_container(struct __sk_buff *skb)
 static __always_inline int to_local(struct __sk_buff *skb, struct iphdr *ip,
 				    const struct endpoint_info *ep)
 {
+	struct obs o = {
+		.in_ifindex = ep->ifindex,
+		.mask = OBS_INGRESS,
+		.peer = PEER_IPCACHE,
+	};
 	struct flow f = {};
 	int reason;
 
 	reason = parse_flow(skb, ip, &f);
 	if (reason)
-		return drop(skb, &f, reason, POLICY_INGRESS);
-	if (enforce(skb, &f, NULL, ep, PEER_IPCACHE) != TC_ACT_OK)
+		return drop(skb, &f, &o, OBS_INGRESS, reason);
+	if (enforce(skb, &f, NULL, ep, &o) != TC_ACT_OK)
 		return TC_ACT_SHOT;
+	count_forwarded(skb, DELIVERED_HERE(o.mask));
 	return deliver_local(skb, ip, ep);
 }
 
@@ -164,15 +194,16 @@ int cnilab_from_netdev(struct __sk_buff *skb)
 /* Egress of a host-side veth: what the kernel routes into a pod (the
  * node's own traffic, and whatever reached the node without being
  * redirected by the programs above). Packets redirected with bpf_redirect
- * (not _peer) pass here too, already tracked.
+ * (not _peer) pass here too, already tracked: they are counted here.
  */
 SEC("tc")
 int cnilab_to_container(struct __sk_buff *skb)
 {
 	struct endpoint_info *ep;
+	struct obs o = { .mask = OBS_INGRESS };
 	struct flow f = {};
 	struct iphdr *ip;
-	int reason, peer;
+	int reason;
 
 	ip = ipv4_hdr(skb);
 	if (!ip)
@@ -180,12 +211,16 @@ int cnilab_to_container(struct __sk_buff *skb)
 	ep = lookup_endpoint(ip->daddr);
 	if (!ep)
 		return TC_ACT_OK;
+	o.in_ifindex = ep->ifindex;
+	/* Sent by this node's stack: no device received it. */
+	o.peer = skb->ingress_ifindex == 0 ? PEER_HOST : PEER_IPCACHE;
 	reason = parse_flow(skb, ip, &f);
 	if (reason)
-		return drop(skb, &f, reason, POLICY_INGRESS);
-	/* Sent by this node's stack: no device received it. */
-	peer = skb->ingress_ifindex == 0 ? PEER_HOST : PEER_IPCACHE;
-	return enforce(skb, &f, NULL, ep, peer);
+		return drop(skb, &f, &o, OBS_INGRESS, reason);
+	if (enforce(skb, &f, NULL, ep, &o) != TC_ACT_OK)
+		return TC_ACT_SHOT;
+	count_forwarded(skb, o.mask);
+	return TC_ACT_OK;
 }
 
 char __license[] SEC("license") = "Dual MIT/GPL";

@@ -17,5 +17,11 @@ volatile const __u32 cfg_vxlan_ifindex = 0;
 volatile const __u32 cfg_vni = 2;
 /* 1: deliver to pods with bpf_redirect_peer, 0: with bpf_redirect. */
 volatile const __u32 cfg_redirect_peer = 1;
+/* 1: flow events into cnilab_events, 0: none (the counters count anyway). */
+volatile const __u32 cfg_events = 1;
+/* Wake the events reader when this many bytes wait in the ring (it also
+ * polls on a timer): see event_emit.
+ */
+volatile const __u32 cfg_events_wakeup = 1U << 16;
 
 #endif /* CNILAB_CONFIG_H */

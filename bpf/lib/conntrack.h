@@ -51,6 +51,8 @@ static __always_inline __u32 ct_tcp_flags(const struct flow *f, int reply)
 		flags |= reply ? CT_F_FIN_REPLY : CT_F_FIN_ORIG;
 	if (f->tcp_flags & TCP_FLAG_RST)
 		flags |= CT_F_RST;
+	if (flags)
+		flags |= reply ? CT_F_CLOSE_REPLY : CT_F_CLOSE_ORIG;
 	return flags;
 }
 
@@ -61,34 +63,45 @@ static __always_inline int tcp_syn_only(const struct flow *f)
 	       (f->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 }
 
-/* ct_touch records a packet of a tracked connection. Concurrent updates
- * from several CPUs may lose a flag or a refresh; the next packet repeats
- * it (5.10 has no atomic OR).
+/* ct_touch records a packet of a tracked connection, and reports it when
+ * it is the first one the reply way or its direction's first FIN or RST.
+ * Concurrent updates from several CPUs may lose a flag or a refresh; the
+ * next packet repeats it (5.10 has no atomic OR).
  */
 static __always_inline void ct_touch(struct __sk_buff *skb,
 				     const struct flow *f,
-				     struct ct_entry *e, int reply, __u8 dir)
+				     struct ct_entry *e, int reply,
+				     const struct obs *o)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u32 old = e->flags;
 	__u32 flags = old | ct_tcp_flags(f, reply);
+	__u32 added;
+	__u8 ev = 0;
 
 	if (reply)
 		flags |= CT_F_REPLY_SEEN;
 	if (flags != old) {
 		e->flags = flags;
 		e->last_seen = now;
-		if (!(old & CT_F_CLOSING) && (flags & CT_F_CLOSING))
-			flow_event(skb, f, FLOW_EVENT_CLOSE, dir, 0);
+		added = flags & ~old;
+		if (added & CT_F_REPLY_SEEN)
+			ev |= FLOW_F_REPLY;
+		if (added & (CT_F_CLOSE_ORIG | CT_F_CLOSE_REPLY))
+			ev |= FLOW_F_CLOSING;
+		if (ev)
+			flow_event(skb, f, o, o->mask, FLOW_VERDICT_FORWARDED,
+				   ev | (reply ? FLOW_F_REPLY : 0), 0);
 		return;
 	}
 	if (now - e->last_seen >= CT_REFRESH_NS)
 		e->last_seen = now;
 }
 
-/* ct_lookup classifies a packet; dir is where the caller is (for events). */
+/* ct_lookup classifies a packet; o is what the caller observes (events). */
 static __always_inline int ct_lookup(struct __sk_buff *skb,
-				     const struct flow *f, __u8 dir)
+				     const struct flow *f,
+				     const struct obs *o)
 {
 	struct ct_tuple rev = {};
 	struct ct_entry *e;
@@ -106,7 +119,7 @@ static __always_inline int ct_lookup(struct __sk_buff *skb,
 	if (e) {
 		if (tcp_syn_only(f) && (e->flags & CT_F_CLOSING))
 			return CT_NEW; /* reopened */
-		ct_touch(skb, f, e, 0, dir);
+		ct_touch(skb, f, e, 0, o);
 		return CT_ESTABLISHED;
 	}
 	ct_reverse(&f->t, &rev);
@@ -114,7 +127,7 @@ static __always_inline int ct_lookup(struct __sk_buff *skb,
 	if (e) {
 		if (tcp_syn_only(f) && (e->flags & CT_F_CLOSING))
 			return CT_NEW; /* a new connection the other way */
-		ct_touch(skb, f, e, 1, dir);
+		ct_touch(skb, f, e, 1, o);
 		return CT_REPLY;
 	}
 	return CT_NEW;

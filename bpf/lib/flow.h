@@ -52,6 +52,8 @@ struct flow {
 	__u16 policy_dport;     /* port for policy lookups, 0: portless (ICMP, ...) */
 	__u8 tcp_flags;
 	__u8 icmp_error;        /* 1: ICMP error, inner is valid */
+	__u8 icmp_type;         /* ICMP: type and code (for events) */
+	__u8 icmp_code;
 };
 
 static __always_inline int proto_has_ports(__u8 proto)
@@ -60,13 +62,14 @@ static __always_inline int proto_has_ports(__u8 proto)
 	       proto == IPPROTO_SCTP;
 }
 
-/* load_ports fills t->sport/dport (and *icmp_type) from the L4 header at
- * off. inner: the header is quoted in an ICMP error, where only its first
- * 8 bytes are sure to be present.
+/* load_ports fills t->sport/dport (and *icmp_type, *icmp_code) from the L4
+ * header at off. inner: the header is quoted in an ICMP error, where only
+ * its first 8 bytes are sure to be present.
  */
 static __always_inline int load_ports(struct __sk_buff *skb, __u32 off,
 				      struct ct_tuple *t, __u8 *tcp_flags,
-				      __u8 *icmp_type, const int inner)
+				      __u8 *icmp_type, __u8 *icmp_code,
+				      const int inner)
 {
 	if (t->proto == IPPROTO_TCP && !inner) {
 		__u8 tcp[14];
@@ -93,6 +96,7 @@ static __always_inline int load_ports(struct __sk_buff *skb, __u32 off,
 		if (bpf_skb_load_bytes(skb, off, &icmp, sizeof(icmp)) < 0)
 			return -1;
 		*icmp_type = icmp.type;
+		*icmp_code = icmp.code;
 		/* Echo: the identifier is the requester's "port". */
 		if (icmp.type == ICMP_ECHO)
 			t->sport = icmp.id;
@@ -116,7 +120,7 @@ static __always_inline int parse_inner(struct __sk_buff *skb, __u32 off,
 				       struct flow *f)
 {
 	struct iphdr in;
-	__u8 flags = 0, type = 0;
+	__u8 flags = 0, type = 0, code = 0;
 
 	off += sizeof(struct icmp_echo_hdr);
 	if (bpf_skb_load_bytes(skb, off, &in, sizeof(in)) < 0)
@@ -128,7 +132,8 @@ static __always_inline int parse_inner(struct __sk_buff *skb, __u32 off,
 	f->inner.proto = in.protocol;
 	if (in.frag_off & bpf_htons(IP_FRAG_OFFSET))
 		return 0; /* quotes a later fragment: no ports */
-	return load_ports(skb, off + in.ihl * 4, &f->inner, &flags, &type, 1);
+	return load_ports(skb, off + in.ihl * 4, &f->inner, &flags, &type,
+			  &code, 1);
 }
 
 /* parse_flow fills f for an IPv4 packet. It returns 0, or a drop reason:
@@ -142,7 +147,6 @@ static __always_inline int parse_flow(struct __sk_buff *skb,
 	__u32 off = ETH_HLEN + ip->ihl * 4;
 	struct frag_key fk = {};
 	struct frag_ports *fp;
-	__u8 icmp_type = 0xff;
 
 	f->t.saddr = ip->saddr;
 	f->t.daddr = ip->daddr;
@@ -162,9 +166,11 @@ static __always_inline int parse_flow(struct __sk_buff *skb,
 			f->t.dport = fp->dport;
 		}
 	} else {
-		if (load_ports(skb, off, &f->t, &f->tcp_flags, &icmp_type, 0) < 0)
+		if (load_ports(skb, off, &f->t, &f->tcp_flags, &f->icmp_type,
+			       &f->icmp_code, 0) < 0)
 			return DROP_CT_INVALID_HDR;
-		if (icmp_is_error(icmp_type) && parse_inner(skb, off, f) == 0)
+		if (f->t.proto == IPPROTO_ICMP && icmp_is_error(f->icmp_type) &&
+		    parse_inner(skb, off, f) == 0)
 			f->icmp_error = 1;
 		if (frag & IP_FLAG_MF) {
 			struct frag_ports ports = {

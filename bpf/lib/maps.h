@@ -148,6 +148,9 @@ struct ct_tuple {
 #define CT_F_FIN_REPLY (1U << 2)  /* FIN from the responder */
 #define CT_F_RST (1U << 3)        /* RST either way */
 #define CT_F_CLOSING (CT_F_FIN_ORIG | CT_F_FIN_REPLY | CT_F_RST)
+/* A FIN or RST went this way (for the one closing event per direction). */
+#define CT_F_CLOSE_ORIG (1U << 4)
+#define CT_F_CLOSE_REPLY (1U << 5)
 
 struct ct_entry {
 	__u64 created;     /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
@@ -190,5 +193,73 @@ struct {
 	__type(value, struct frag_ports);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cnilab_frag SEC(".maps");
+
+/* ---- Observability (lib/events.h) ----------------------------------- */
+
+/* A flow event, one record of cnilab_events. Addresses and ports in
+ * network byte order, as in ct_tuple; the layout is fixed (48 bytes, no
+ * implicit padding).
+ */
+struct flow_event {
+	__u64 ts_ns;         /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;         /* ICMP echo: the identifier (see ct_tuple) */
+	__u16 dport;
+	__u8 proto;          /* IPPROTO_* */
+	__u8 verdict;        /* FLOW_VERDICT_* */
+	__u8 direction;      /* FLOW_DIR_*: the local endpoint's point of view */
+	__u8 flags;          /* FLOW_F_* */
+	__u16 drop_reason;   /* DROP_*, 0 when forwarded */
+	__u8 tcp_flags;      /* the packet's TCP flags byte, 0 for other protocols */
+	__u8 icmp_type;      /* ICMP: the header's type and code, else 0 */
+	__u32 src_identity;  /* the source's identity (ipcache, or host) */
+	__u32 dst_identity;
+	__u32 ifindex;       /* host-side veth of the local endpoint (see events.h) */
+	__u32 len;           /* skb->len: the frame, Ethernet header included */
+	__u8 icmp_code;
+	__u8 pad[3];         /* 0 */
+};
+
+#define CNILAB_EVENTS_SIZE (1U << 20)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, CNILAB_EVENTS_SIZE);
+	/* Not sent to the kernel (a ring has no value size): cilium/ebpf
+	 * drops it, bpf2go generates the Go type from it.
+	 */
+	__type(value, struct flow_event);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cnilab_events SEC(".maps");
+
+/* Events that found the ring full (index 0, per CPU). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cnilab_events_lost SEC(".maps");
+
+/* Packet and byte counters per (verdict, direction, drop reason), per CPU.
+ * The index is METRICS_INDEX(verdict, direction, reason) (events.h):
+ * ((verdict - 1) * 2 + direction - 1) * 256 + reason.
+ */
+struct metrics_value {
+	__u64 packets;
+	__u64 bytes;
+};
+
+#define METRICS_REASONS 256
+#define CNILAB_MAX_METRICS (4 * METRICS_REASONS)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CNILAB_MAX_METRICS);
+	__type(key, __u32);
+	__type(value, struct metrics_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cnilab_metrics SEC(".maps");
 
 #endif /* CNILAB_MAPS_H */

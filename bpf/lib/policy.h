@@ -10,23 +10,9 @@
 
 #include "maps.h"
 #include "flow.h"
+#include "ipcache.h"
 #include "conntrack.h"
 #include "events.h"
-
-/* ipcache_identity is the identity of addr: its longest ipcache prefix's,
- * IDENTITY_WORLD without one.
- */
-static __always_inline __u32 ipcache_identity(__u32 addr)
-{
-	struct ipcache_key key = {
-		.prefixlen = 32,
-		.addr = addr,
-	};
-	struct ipcache_info *info;
-
-	info = bpf_map_lookup_elem(&cnilab_ipcache, &key);
-	return info ? info->identity : IDENTITY_WORLD;
-}
 
 /* policy_allows looks up the allow entries of endpoint ep for a peer of
  * identity id, in this order, and allows on the first hit:
@@ -68,54 +54,47 @@ static __always_inline int policy_allows(__u32 ep, __u32 id, __u16 dport,
 	return bpf_map_lookup_elem(&cnilab_policy, &key) != NULL;
 }
 
-static __always_inline int drop(struct __sk_buff *skb, const struct flow *f,
-				__u16 reason, __u8 dir)
-{
-	flow_event(skb, f, FLOW_EVENT_DROP, dir, reason);
-	return TC_ACT_SHOT;
-}
-
-/* Who is on the other side of an ingress check. */
-#define PEER_IPCACHE 0  /* identity of the source address, from the ipcache */
-#define PEER_HOST 1     /* this node's own stack: always allowed in */
-
 /* enforce gives the verdict for a packet from src to dst (each the local
  * endpoint, or NULL when that side is not a local pod): TC_ACT_OK to go on
- * forwarding, TC_ACT_SHOT to drop.
+ * forwarding, TC_ACT_SHOT to drop. o is what the calling hook observes
+ * (events.h): OBS_EGRESS at from_container, OBS_INGRESS when dst is set.
  *
  * Tracked packets (established, replies, related ICMP errors) pass. A new
  * flow needs src's egress allowed towards the destination's identity and
  * dst's ingress allowed from the source's identity, each only where that
  * endpoint's direction is enforced; then it is tracked, also when nothing
  * was enforced, so that the replies pass whatever policies say about their
- * direction, now or later.
+ * direction, now or later. The caller counts what passes (count_forwarded).
  */
 static __always_inline int enforce(struct __sk_buff *skb, const struct flow *f,
 				   const struct endpoint_info *src,
 				   const struct endpoint_info *dst,
-				   int peer)
+				   const struct obs *o)
 {
-	__u8 dir = dst ? POLICY_INGRESS : POLICY_EGRESS;
+	__u8 ev;
 
-	if (ct_lookup(skb, f, dir) != CT_NEW)
+	if (ct_lookup(skb, f, o) != CT_NEW)
 		return TC_ACT_OK;
 
 	if (src && (src->flags & EP_F_EGRESS_ENFORCED) &&
 	    !policy_allows(f->t.saddr, ipcache_identity(f->t.daddr),
 			   f->policy_dport, f->t.proto, POLICY_EGRESS))
-		return drop(skb, f, DROP_POLICY, POLICY_EGRESS);
+		return drop(skb, f, o, OBS_EGRESS, DROP_POLICY);
 
-	if (dst && peer != PEER_HOST && (dst->flags & EP_F_INGRESS_ENFORCED) &&
+	if (dst && o->peer != PEER_HOST && (dst->flags & EP_F_INGRESS_ENFORCED) &&
 	    !policy_allows(f->t.daddr, ipcache_identity(f->t.saddr),
 			   f->policy_dport, f->t.proto, POLICY_INGRESS))
-		return drop(skb, f, DROP_POLICY, POLICY_INGRESS);
+		return drop(skb, f, o, OBS_INGRESS, DROP_POLICY);
 
 	/* An ICMP error without a connection passes as policy says, but it
 	 * does not start one.
 	 */
 	if (!f->icmp_error) {
 		ct_create(f);
-		flow_event(skb, f, FLOW_EVENT_NEW, dir, 0);
+		ev = FLOW_F_NEW;
+		if (ct_tcp_flags(f, 0))
+			ev |= FLOW_F_CLOSING;
+		flow_event(skb, f, o, o->mask, FLOW_VERDICT_FORWARDED, ev, 0);
 	}
 	return TC_ACT_OK;
 }

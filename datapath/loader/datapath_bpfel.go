@@ -39,6 +39,28 @@ type datapathEndpointInfo struct {
 	Flags   uint32
 }
 
+type datapathFlowEvent struct {
+	_           structs.HostLayout
+	TsNs        uint64
+	Saddr       uint32
+	Daddr       uint32
+	Sport       uint16
+	Dport       uint16
+	Proto       uint8
+	Verdict     uint8
+	Direction   uint8
+	Flags       uint8
+	DropReason  uint16
+	TcpFlags    uint8
+	IcmpType    uint8
+	SrcIdentity uint32
+	DstIdentity uint32
+	Ifindex     uint32
+	Len         uint32
+	IcmpCode    uint8
+	Pad         [3]uint8
+}
+
 type datapathFragKey struct {
 	_     structs.HostLayout
 	Saddr uint32
@@ -64,6 +86,12 @@ type datapathIpcacheKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
 	Addr      uint32
+}
+
+type datapathMetricsValue struct {
+	_       structs.HostLayout
+	Packets uint64
+	Bytes   uint64
 }
 
 type datapathPolicyKey struct {
@@ -98,9 +126,12 @@ type datapathRemoteKey struct {
 const (
 	datapathMapCnilabCt             = "cnilab_ct"
 	datapathMapCnilabEndpoints      = "cnilab_endpoints"
+	datapathMapCnilabEvents         = "cnilab_events"
+	datapathMapCnilabEventsLost     = "cnilab_events_lost"
 	datapathMapCnilabFrag           = "cnilab_frag"
 	datapathMapCnilabIpcache        = "cnilab_ipcache"
 	datapathMapCnilabLxc            = "cnilab_lxc"
+	datapathMapCnilabMetrics        = "cnilab_metrics"
 	datapathMapCnilabPolicy         = "cnilab_policy"
 	datapathMapCnilabRemote         = "cnilab_remote"
 	datapathProgCnilabFromContainer = "cnilab_from_container"
@@ -108,6 +139,8 @@ const (
 	datapathProgCnilabFromOverlay   = "cnilab_from_overlay"
 	datapathProgCnilabToContainer   = "cnilab_to_container"
 	datapathProgCnilabToOverlay     = "cnilab_to_overlay"
+	datapathVarCfgEvents            = "cfg_events"
+	datapathVarCfgEventsWakeup      = "cfg_events_wakeup"
 	datapathVarCfgRedirectPeer      = "cfg_redirect_peer"
 	datapathVarCfgRoutingMode       = "cfg_routing_mode"
 	datapathVarCfgVni               = "cfg_vni"
@@ -167,19 +200,24 @@ type datapathProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathMapSpecs struct {
-	CnilabCt        *ebpf.MapSpec `ebpf:"cnilab_ct"`
-	CnilabEndpoints *ebpf.MapSpec `ebpf:"cnilab_endpoints"`
-	CnilabFrag      *ebpf.MapSpec `ebpf:"cnilab_frag"`
-	CnilabIpcache   *ebpf.MapSpec `ebpf:"cnilab_ipcache"`
-	CnilabLxc       *ebpf.MapSpec `ebpf:"cnilab_lxc"`
-	CnilabPolicy    *ebpf.MapSpec `ebpf:"cnilab_policy"`
-	CnilabRemote    *ebpf.MapSpec `ebpf:"cnilab_remote"`
+	CnilabCt         *ebpf.MapSpec `ebpf:"cnilab_ct"`
+	CnilabEndpoints  *ebpf.MapSpec `ebpf:"cnilab_endpoints"`
+	CnilabEvents     *ebpf.MapSpec `ebpf:"cnilab_events"`
+	CnilabEventsLost *ebpf.MapSpec `ebpf:"cnilab_events_lost"`
+	CnilabFrag       *ebpf.MapSpec `ebpf:"cnilab_frag"`
+	CnilabIpcache    *ebpf.MapSpec `ebpf:"cnilab_ipcache"`
+	CnilabLxc        *ebpf.MapSpec `ebpf:"cnilab_lxc"`
+	CnilabMetrics    *ebpf.MapSpec `ebpf:"cnilab_metrics"`
+	CnilabPolicy     *ebpf.MapSpec `ebpf:"cnilab_policy"`
+	CnilabRemote     *ebpf.MapSpec `ebpf:"cnilab_remote"`
 }
 
 // datapathVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathVariableSpecs struct {
+	CfgEvents       *ebpf.VariableSpec `ebpf:"cfg_events"`
+	CfgEventsWakeup *ebpf.VariableSpec `ebpf:"cfg_events_wakeup"`
 	CfgRedirectPeer *ebpf.VariableSpec `ebpf:"cfg_redirect_peer"`
 	CfgRoutingMode  *ebpf.VariableSpec `ebpf:"cfg_routing_mode"`
 	CfgVni          *ebpf.VariableSpec `ebpf:"cfg_vni"`
@@ -206,22 +244,28 @@ func (o *datapathObjects) Close() error {
 //
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathMaps struct {
-	CnilabCt        *ebpf.Map `ebpf:"cnilab_ct"`
-	CnilabEndpoints *ebpf.Map `ebpf:"cnilab_endpoints"`
-	CnilabFrag      *ebpf.Map `ebpf:"cnilab_frag"`
-	CnilabIpcache   *ebpf.Map `ebpf:"cnilab_ipcache"`
-	CnilabLxc       *ebpf.Map `ebpf:"cnilab_lxc"`
-	CnilabPolicy    *ebpf.Map `ebpf:"cnilab_policy"`
-	CnilabRemote    *ebpf.Map `ebpf:"cnilab_remote"`
+	CnilabCt         *ebpf.Map `ebpf:"cnilab_ct"`
+	CnilabEndpoints  *ebpf.Map `ebpf:"cnilab_endpoints"`
+	CnilabEvents     *ebpf.Map `ebpf:"cnilab_events"`
+	CnilabEventsLost *ebpf.Map `ebpf:"cnilab_events_lost"`
+	CnilabFrag       *ebpf.Map `ebpf:"cnilab_frag"`
+	CnilabIpcache    *ebpf.Map `ebpf:"cnilab_ipcache"`
+	CnilabLxc        *ebpf.Map `ebpf:"cnilab_lxc"`
+	CnilabMetrics    *ebpf.Map `ebpf:"cnilab_metrics"`
+	CnilabPolicy     *ebpf.Map `ebpf:"cnilab_policy"`
+	CnilabRemote     *ebpf.Map `ebpf:"cnilab_remote"`
 }
 
 func (m *datapathMaps) Close() error {
 	return _DatapathClose(
 		m.CnilabCt,
 		m.CnilabEndpoints,
+		m.CnilabEvents,
+		m.CnilabEventsLost,
 		m.CnilabFrag,
 		m.CnilabIpcache,
 		m.CnilabLxc,
+		m.CnilabMetrics,
 		m.CnilabPolicy,
 		m.CnilabRemote,
 	)
@@ -231,6 +275,8 @@ func (m *datapathMaps) Close() error {
 //
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathVariables struct {
+	CfgEvents       *ebpf.Variable `ebpf:"cfg_events"`
+	CfgEventsWakeup *ebpf.Variable `ebpf:"cfg_events_wakeup"`
 	CfgRedirectPeer *ebpf.Variable `ebpf:"cfg_redirect_peer"`
 	CfgRoutingMode  *ebpf.Variable `ebpf:"cfg_routing_mode"`
 	CfgVni          *ebpf.Variable `ebpf:"cfg_vni"`

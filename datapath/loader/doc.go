@@ -24,7 +24,15 @@
 // errors pass without lookup. Traffic the node's own stack sends to its
 // pods is always allowed in (and tracked, so the pods' replies pass). The
 // agent expires idle connections with GCConntrack. Dropped packets carry a
-// DropReason (Cilium's numbers), for the flow events to come.
+// DropReason (Cilium's numbers).
+//
+// Observability: the programs write flow events (drops, new connections,
+// first replies, the first FIN or RST of each direction) to a pinned BPF
+// ring buffer, read with ReadEvents as FlowEvent values, and count every
+// packet they decide on in pinned per-CPU counters (Counters, by verdict,
+// drop reason and direction; LostEvents for events that found the ring
+// full). Directions are the local endpoint's point of view, as Hubble's.
+// Options.NoEvents turns the events off, the counters stay.
 //
 // Interface indexes are those of the calling thread's network namespace: the
 // agent runs inside its node's namespace.

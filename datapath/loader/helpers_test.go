@@ -21,7 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: loads eBPF programs, mounts bpffs, creates network namespaces")
@@ -63,7 +63,7 @@ func requireFeatures(t *testing.T, tcx, peer bool) Features {
 
 // bpffsDir returns a fresh directory for pins; Load mounts a bpffs on it.
 // Cleanup unpins and unmounts.
-func bpffsDir(t *testing.T) string {
+func bpffsDir(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "bpf")
 	t.Cleanup(func() {
@@ -79,7 +79,7 @@ func bpffsDir(t *testing.T) string {
 	return dir
 }
 
-func load(t *testing.T, opts Options) *Datapath {
+func load(t testing.TB, opts Options) *Datapath {
 	t.Helper()
 	d, err := Load(opts)
 	if err != nil {

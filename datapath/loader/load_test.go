@@ -24,6 +24,7 @@ func TestLoadVerifier(t *testing.T) {
 		{"native-noredirectpeer", Options{Mode: Native, NoRedirectPeer: true}},
 		{"vxlan", Options{Mode: VXLAN, VXLANIfindex: 1, VNI: 7}},
 		{"vxlan-noredirectpeer", Options{Mode: VXLAN, VXLANIfindex: 1, NoRedirectPeer: true}},
+		{"native-noevents", Options{Mode: Native, NoEvents: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.PinPath = bpffsDir(t)
@@ -44,7 +45,8 @@ func TestLoadVerifier(t *testing.T) {
 					t.Logf("%s: %d instructions, %d verified", name, len(insns), verified)
 				}
 			}
-			for _, m := range []string{"cnilab_endpoints", "cnilab_remote", "cnilab_lxc", "cnilab_ipcache", "cnilab_policy", "cnilab_ct", "cnilab_frag"} {
+			for _, m := range []string{"cnilab_endpoints", "cnilab_remote", "cnilab_lxc", "cnilab_ipcache", "cnilab_policy", "cnilab_ct", "cnilab_frag",
+				"cnilab_events", "cnilab_events_lost", "cnilab_metrics"} {
 				if _, err := os.Stat(filepath.Join(tc.opts.PinPath, m)); err != nil {
 					t.Errorf("map %s not pinned: %v", m, err)
 				}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -33,6 +34,15 @@ type Options struct {
 	// Conntrack are the idle timeouts GCConntrack applies; zero fields
 	// take DefaultConntrackTimeouts'.
 	Conntrack ConntrackTimeouts
+	// NoEvents turns flow events off (they are on by default): the
+	// programs then write nothing to the ring buffer, and the verifier
+	// removes that code. The counters count anyway. For measuring what
+	// events cost.
+	NoEvents bool
+
+	// eventsSize overrides the ring buffer's size in bytes (a power of two,
+	// at least a page): tests only, on a pin path of their own.
+	eventsSize uint32
 }
 
 // Datapath is the loaded datapath of one node. Its methods are safe for
@@ -49,6 +59,10 @@ type Datapath struct {
 	// policies mirrors cnilab_policy by endpoint (network byte order); nil
 	// until first read.
 	policies map[uint32]policySet
+	// boot is the wall-clock time of the kernel's monotonic clock's zero,
+	// measured at Load: the offset of flow event times.
+	boot     time.Time
+	eventsMu sync.Mutex // held by ReadEvents
 }
 
 const linksDir = "links"
@@ -101,6 +115,11 @@ func Load(opts Options) (*Datapath, error) {
 	if feat.RedirectPeer && !opts.NoRedirectPeer {
 		peer = 1
 	}
+	ringSize := spec.Maps["cnilab_events"].MaxEntries
+	if opts.eventsSize != 0 {
+		ringSize = opts.eventsSize
+		spec.Maps["cnilab_events"].MaxEntries = ringSize
+	}
 	for _, v := range []struct {
 		spec *ebpf.VariableSpec
 		val  uint32
@@ -109,6 +128,8 @@ func Load(opts Options) (*Datapath, error) {
 		{vars.CfgVxlanIfindex, uint32(opts.VXLANIfindex)},
 		{vars.CfgVni, opts.VNI},
 		{vars.CfgRedirectPeer, peer},
+		{vars.CfgEvents, boolU32(!opts.NoEvents)},
+		{vars.CfgEventsWakeup, ringSize / eventsWakeupDivisor},
 	} {
 		if err := v.spec.Set(v.val); err != nil {
 			return nil, fmt.Errorf("load datapath: set %s: %w", v.spec.Name, err)
@@ -116,6 +137,7 @@ func Load(opts Options) (*Datapath, error) {
 	}
 
 	d := &Datapath{opts: opts, features: feat, attach: attach, linkDir: filepath.Join(opts.PinPath, linksDir)}
+	d.boot = time.Now().Add(-monotonic()).Round(0)
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: opts.PinPath}})
 	if errors.Is(err, ebpf.ErrMapIncompatible) {
 		return nil, fmt.Errorf("load datapath: pinned maps under %s do not match this version (Unpin them): %w", opts.PinPath, err)
@@ -128,6 +150,13 @@ func Load(opts Options) (*Datapath, error) {
 		return nil, fmt.Errorf("load datapath: %w", err)
 	}
 	return d, nil
+}
+
+func boolU32(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func chooseAttach(mode AttachMode, f Features) (AttachMode, error) {

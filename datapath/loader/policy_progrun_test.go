@@ -108,7 +108,7 @@ type skbCtx struct {
 
 // verdict runs prog on pkt as if it had entered the device ingressIfindex
 // (0: sent by the local stack).
-func verdict(t *testing.T, prog *ebpf.Program, pkt []byte, ingressIfindex uint32) uint32 {
+func verdict(t testing.TB, prog *ebpf.Program, pkt []byte, ingressIfindex uint32) uint32 {
 	t.Helper()
 	ret, err := prog.Run(&ebpf.RunOptions{
 		Data:    pkt,
@@ -136,11 +136,11 @@ const (
 var hostIP = netip.MustParseAddr("10.244.0.1")
 
 type policyFixture struct {
-	t *testing.T
+	t testing.TB
 	d *Datapath
 }
 
-func newPolicyFixture(t *testing.T, opts Options) *policyFixture {
+func newPolicyFixture(t testing.TB, opts Options) *policyFixture {
 	t.Helper()
 	d := loadWithEntries(t, opts) // D = localIP on ifindex 1000
 	if err := d.UpsertEndpoint(srcIP, EndpointInfo{Ifindex: ifS, PodMAC: podMAC, HostMAC: hostMAC}); err != nil {

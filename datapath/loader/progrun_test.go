@@ -122,7 +122,7 @@ func toOverlay(d *Datapath) *ebpf.Program     { return d.objs.CnilabToOverlay }
 func fromOverlay(d *Datapath) *ebpf.Program   { return d.objs.CnilabFromOverlay }
 func fromNetdev(d *Datapath) *ebpf.Program    { return d.objs.CnilabFromNetdev }
 
-func loadWithEntries(t *testing.T, opts Options) *Datapath {
+func loadWithEntries(t testing.TB, opts Options) *Datapath {
 	t.Helper()
 	opts.PinPath = bpffsDir(t)
 	d := load(t, opts)
