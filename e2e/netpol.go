@@ -14,11 +14,11 @@ import (
 	"strings"
 	"time"
 
+	yaml "go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	yaml "go.yaml.in/yaml/v3"
 
 	pol "github.com/cnilab/cnilab/e2e/policy"
 	"github.com/cnilab/cnilab/lab"
