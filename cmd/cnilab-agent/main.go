@@ -30,6 +30,7 @@ func main() {
 	fs.StringVar(&cfg.Socket, "socket", "/run/cnilab/agent.sock", "unix socket of the node-local API")
 	fs.StringVar(&cfg.CNIConfDir, "cni-conf-dir", "/etc/cni/net.d", "where to write the CNI configuration once ready")
 	fs.StringVar(&cfg.IPAMDataDir, "ipam-data-dir", "/var/lib/cnilab/ipam", "the CNI plugin's IPAM state directory")
+	fs.StringVar(&cfg.MetricsAddress, "metrics-address", "127.0.0.1:9962", "TCP address for /metrics (empty: only on the socket)")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/cnilab/cnilab/datapath/flows"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -44,6 +46,7 @@ type Config struct {
 	CNIConfName    string // file name, default 05-cnilab.conflist
 	IPAMDataDir    string // the plugin's IPAM state, put in the CNI configuration
 	MTU            int    // of the underlay; pods get it less the tunnel overhead
+	MetricsAddress string // TCP address of /metrics inside the node ("" = only on the socket)
 }
 
 // Validate names the first bad field.
@@ -77,6 +80,7 @@ type Agent struct {
 	endpoints map[string]*endpointRecord // by container ID
 	remotes   map[string]remoteNode      // by node name
 	policy    *policyEngine
+	observe   *observer
 	underlay  int // ifindex
 	overlay   int // vxlan ifindex, 0 in native mode
 }
@@ -93,6 +97,11 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		cfg.MTU = 1500
 	}
 	a := &Agent{cfg: cfg, log: log, started: time.Now(), endpoints: map[string]*endpointRecord{}, remotes: map[string]remoteNode{}}
+	obs, err := newObserver()
+	if err != nil {
+		return nil, err
+	}
+	a.observe = obs
 	if cfg.Kubeconfig != "" {
 		rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
 		if err != nil {
@@ -143,6 +152,13 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 	a.dp = dp
 	a.mu.Unlock()
 	a.log.Info("datapath loaded", "attach", dp.AttachMode(), "features", dp.Features())
+	a.observe.registry.MustRegister(flows.NewCollector(dp, a.observe.store))
+	go a.observe.run(ctx, a, dp)
+	if a.cfg.MetricsAddress != "" {
+		if err := a.observe.serveMetrics(ctx, a.cfg.MetricsAddress); err != nil {
+			return err
+		}
+	}
 	if err := dp.AttachNetdev(a.underlay); err != nil {
 		return fmt.Errorf("agent: attach to %s: %w", a.cfg.UnderlayDevice, err)
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cnilab/cnilab/datapath/api"
+	"github.com/cnilab/cnilab/datapath/flows"
 )
 
 type fakeDatapath struct {
@@ -165,3 +167,9 @@ func (f *fakeDatapath) AddPolicyKey(netip.Addr, uint32, uint16, uint8, bool) err
 func (f *fakeDatapath) RemovePolicyKey(netip.Addr, uint32, uint16, uint8, bool) error {
 	return nil
 }
+func (f *fakeDatapath) ReadEvents(ctx context.Context, _ func(flows.Event)) error {
+	<-ctx.Done()
+	return nil
+}
+func (f *fakeDatapath) Counters() ([]flows.Counter, error) { return nil, nil }
+func (f *fakeDatapath) LostEvents() (uint64, error)        { return 0, nil }

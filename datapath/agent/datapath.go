@@ -1,9 +1,12 @@
 package agent
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/cnilab/cnilab/datapath/flows"
 )
 
 // EndpointEntry is what the datapath needs to deliver to a local pod.
@@ -34,5 +37,10 @@ type Datapath interface {
 	AddPolicyKey(ep netip.Addr, identity uint32, port uint16, proto uint8, egress bool) error
 	RemovePolicyKey(ep netip.Addr, identity uint32, port uint16, proto uint8, egress bool) error
 	GCConntrack(now time.Time) (deleted int, err error)
+	// ReadEvents delivers flow events until ctx ends.
+	ReadEvents(ctx context.Context, fn func(flows.Event)) error
+	// Counters and LostEvents feed the Prometheus metrics.
+	Counters() ([]flows.Counter, error)
+	LostEvents() (uint64, error)
 	Close() error
 }

@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"context"
 	"net/netip"
 	"time"
+
+	"github.com/cnilab/cnilab/datapath/flows"
 
 	"github.com/cnilab/cnilab/datapath/loader"
 )
@@ -45,3 +48,35 @@ func (l loaderDatapath) RemovePolicyKey(ep netip.Addr, id uint32, port uint16, p
 }
 
 func (l loaderDatapath) GCConntrack(now time.Time) (int, error) { return l.Datapath.GCConntrack(now) }
+
+func (l loaderDatapath) ReadEvents(ctx context.Context, fn func(flows.Event)) error {
+	return l.Datapath.ReadEvents(ctx, func(e loader.FlowEvent) {
+		fn(flows.Event{
+			Time: e.Time, Src: e.Src, Dst: e.Dst, SrcPort: e.SrcPort, DstPort: e.DstPort, Proto: e.Proto,
+			ICMPType: e.ICMPType, ICMPCode: e.ICMPCode, Verdict: uint8(e.Verdict),
+			DropReason: uint8(e.DropReason), DropReasonText: dropText(e.DropReason), Direction: uint8(e.Direction),
+			IsReply: e.IsReply, NewConn: e.New, Closing: e.Closing, TCPFlags: e.TCPFlags,
+			SrcIdentity: e.SrcIdentity, DstIdentity: e.DstIdentity, Ifindex: e.Ifindex, Len: e.Len,
+		})
+	})
+}
+
+func (l loaderDatapath) Counters() ([]flows.Counter, error) {
+	cs, err := l.Datapath.Counters()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]flows.Counter, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, flows.Counter{Verdict: uint8(c.Verdict), DropReason: uint8(c.DropReason),
+			DropReasonText: dropText(c.DropReason), Direction: uint8(c.Direction), Packets: c.Packets, Bytes: c.Bytes})
+	}
+	return out, nil
+}
+
+func dropText(r loader.DropReason) string {
+	if r == 0 {
+		return ""
+	}
+	return r.String()
+}

@@ -17,6 +17,7 @@ import (
 	netlisters "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/cnilab/cnilab/datapath/flows"
 	"github.com/cnilab/cnilab/datapath/policy"
 )
 
@@ -130,6 +131,7 @@ func (e *policyEngine) sync() error {
 		return fmt.Errorf("write policy: %w", err)
 	}
 	e.applied = res
+	e.publish(state, res)
 	e.stats.Compiles++
 	e.stats.Policies = len(state.Policies)
 	e.stats.Identities = len(res.Identities)
@@ -287,4 +289,20 @@ func (w *mapWriter) SetEnforcement(ip netip.Addr, egress, on bool) error {
 		return w.a.dp.UpsertEndpoint(r.ip, r.entry())
 	}
 	return nil
+}
+
+// publish hands the compiled view to flow enrichment and the gauges.
+func (e *policyEngine) publish(s policy.State, res policy.Result) {
+	o := e.a.observe
+	if o == nil {
+		return
+	}
+	byIP := make(map[netip.Addr]flows.Endpoint, len(s.Pods))
+	for _, p := range s.Pods {
+		byIP[p.IP] = flows.Endpoint{Namespace: p.Namespace, PodName: p.Name, Labels: p.Labels, Node: p.Node, Identity: res.Lookup(p.IP)}
+	}
+	o.setEndpoints(byIP)
+	o.gauges.Endpoints.Set(float64(len(e.a.endpoints)))
+	o.gauges.Policies.Set(float64(len(s.Policies)))
+	o.gauges.Identities.Set(float64(len(res.Identities)))
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cnilab/cnilab/datapath/api"
+	"github.com/cnilab/cnilab/datapath/flows"
 )
 
 // Status is the agent's /v1/status document.
@@ -32,6 +33,8 @@ func (a *Agent) server() *http.Server {
 	mux.HandleFunc("GET "+api.PathEndpoints, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, a.Status().Endpoints) })
 	mux.HandleFunc("PUT "+api.PathEndpoints+"/{id}", a.handlePutEndpoint)
 	mux.HandleFunc("DELETE "+api.PathEndpoints+"/{id}", a.handleDeleteEndpoint)
+	mux.Handle(api.PathFlows, flows.Handler(a.observe.store))
+	mux.Handle(api.PathMetrics, flows.MetricsHandler(a.observe.registry))
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 

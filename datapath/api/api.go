@@ -10,6 +10,8 @@ const (
 	PathStatus    = "/v1/status"
 	PathNode      = "/v1/node"      // GET: NodeInfo
 	PathEndpoints = "/v1/endpoints" // GET: []Endpoint; PUT/DELETE PathEndpoints + "/" + containerID
+	PathFlows     = "/v1/flows"     // GET: JSON lines of flows (datapath/flows filters; follow=true streams)
+	PathMetrics   = "/metrics"      // Prometheus exposition
 )
 
 // NodeInfo is what the CNI plugin needs from the agent before an ADD.

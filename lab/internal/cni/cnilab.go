@@ -86,6 +86,7 @@ func (c Cnilab) startAgent(env Env, n Node) error {
 		"--socket="+AgentSocket(n),
 		"--cni-conf-dir="+n.ConfDir,
 		"--ipam-data-dir="+filepath.Join(n.Dir, "var", "lib", "cnilab", "ipam"),
+		"--metrics-address=127.0.0.1:9962", // the node's own loopback
 	)
 	if err != nil {
 		return err

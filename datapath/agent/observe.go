@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cnilab/cnilab/datapath/flows"
+)
+
+// flowBuffer is how many recent flows the agent keeps.
+const flowBuffer = 8192
+
+// observer turns datapath events into enriched flows and serves them and
+// the metrics.
+type observer struct {
+	store    *flows.Store
+	registry *prometheus.Registry
+	gauges   *flows.Gauges
+
+	mu   sync.RWMutex
+	byIP map[netip.Addr]flows.Endpoint
+}
+
+func newObserver() (*observer, error) {
+	o := &observer{store: flows.NewStore(flowBuffer), registry: prometheus.NewRegistry(), byIP: map[netip.Addr]flows.Endpoint{}}
+	g, err := flows.NewGauges(o.registry)
+	if err != nil {
+		return nil, fmt.Errorf("agent: metrics: %w", err)
+	}
+	o.gauges = g
+	return o, nil
+}
+
+// Lookup implements flows.Endpoints from the last policy compilation.
+func (o *observer) Lookup(ip netip.Addr) (flows.Endpoint, bool) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	e, ok := o.byIP[ip]
+	return e, ok
+}
+
+func (o *observer) setEndpoints(m map[netip.Addr]flows.Endpoint) {
+	o.mu.Lock()
+	o.byIP = m
+	o.mu.Unlock()
+}
+
+// run reads events until ctx ends, restarting the reader after errors.
+func (o *observer) run(ctx context.Context, a *Agent, dp Datapath) {
+	en := &flows.Enricher{NodeName: a.cfg.NodeName, Endpoints: o}
+	for ctx.Err() == nil {
+		err := dp.ReadEvents(ctx, func(ev flows.Event) { o.store.Add(en.Enrich(ev)) })
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("read flow events", "err", err)
+			time.Sleep(time.Second)
+		}
+	}
+}
+
+// serveMetrics serves /metrics on a TCP address inside the node (loopback
+// of the node's network namespace).
+func (o *observer) serveMetrics(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("agent: metrics on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", flows.MetricsHandler(o.registry))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return
+		}
+	}()
+	return nil
+}
