@@ -3,12 +3,14 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
 
 func TestLoadNetpolCases(t *testing.T) {
-	cases, err := LoadNetpolCases("../examples/netpol")
+	_, here, _, _ := runtime.Caller(0)
+	cases, err := LoadNetpolCases(filepath.Join(filepath.Dir(here), "..", "examples", "netpol"))
 	if err != nil {
 		t.Fatal(err)
 	}

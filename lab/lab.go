@@ -105,3 +105,9 @@ type AgentRestarter interface {
 type AgentStatuser interface {
 	AgentStatus(ctx context.Context, node string) (map[string]any, error)
 }
+
+// AgentSocketer is implemented by clusters whose nodes run a cnilab agent
+// reachable on a unix socket from this machine (flows, metrics, status).
+type AgentSocketer interface {
+	AgentSocket(node string) (string, error)
+}

@@ -22,7 +22,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(labCommand(), netpolCommand(), reportCommand(), versionCommand())
+	root.AddCommand(labCommand(), netpolCommand(), observeCommand(), reportCommand(), versionCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "cnilab: "+err.Error())
 		os.Exit(exitCode(err))

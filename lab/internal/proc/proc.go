@@ -148,11 +148,13 @@ func Tagged(lab string) ([]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scan processes: %w", err)
 	}
-	self := os.Getpid()
+	// Never the caller or its ancestors: a tagged test run (or its wrapper)
+	// that cleans up its own lab must not stop itself.
+	skip := ancestors()
 	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
+		if err != nil || skip[pid] {
 			continue
 		}
 		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
@@ -215,4 +217,26 @@ func anyAlive(pids []int) bool {
 		}
 	}
 	return false
+}
+
+// ancestors returns the caller's PID and those of its parents.
+func ancestors() map[int]bool {
+	out := map[int]bool{}
+	for pid := os.Getpid(); pid > 1 && !out[pid]; {
+		out[pid] = true
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			break
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			break
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			break
+		}
+		pid, _ = strconv.Atoi(f[1])
+	}
+	return out
 }

@@ -51,3 +51,14 @@ func (c *Cluster) AgentStatus(ctx context.Context, node string) (map[string]any,
 	}
 	return st, nil
 }
+
+// AgentSocket returns the unix socket of node's cnilab agent.
+func (c *Cluster) AgentSocket(node string) (string, error) {
+	if c.cfg.CNI != "cnilab" && c.cfg.CNI != "cnilab-vxlan" {
+		return "", fmt.Errorf("CNI %s has no cnilab agent: flows and metrics are not available", c.cfg.CNI)
+	}
+	if _, err := c.agentDaemon(node); err != nil {
+		return "", err
+	}
+	return cni.AgentSocket(cni.Node{Name: node, Dir: filepath.Join(c.cfg.Dir(), "nodes", node)}), nil
+}
