@@ -64,7 +64,7 @@ e2e: build tools
 # fallback) and flannel, and the upstream NetworkPolicy cases on cnilab and on
 # the flannel baseline. `make e2e` runs the whole policy catalog.
 test: check check-generate unit
-	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel LABELS='connectivity || (policy && upstream)'
+	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel LABELS='connectivity || observability || (policy && upstream)'
 	CNILAB_ATTACH=tc $(MAKE) e2e PROVIDER=netns CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
 
 lab-down: build

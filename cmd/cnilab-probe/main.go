@@ -108,6 +108,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 
 func newServeCmd(stderr io.Writer) *cobra.Command {
 	var cfg probe.ServeConfig
+	var readyFile string
 	cfg.Name, _ = os.Hostname()
 	cmd := &cobra.Command{
 		Use:   "serve [--name NAME] [--address IP] [--tcp PORTS] [--udp PORTS] [--sctp PORTS]",
@@ -126,6 +127,13 @@ func newServeCmd(stderr io.Writer) *cobra.Command {
 			for _, e := range s.Endpoints() {
 				fmt.Fprintf(stderr, "cnilab-probe: serving %q on %s\n", cfg.Name, e)
 			}
+			if readyFile != "" {
+				// Every listener is open: what a readiness probe would see.
+				if err := os.WriteFile(readyFile, []byte("ready\n"), 0o644); err != nil {
+					s.Close()
+					return &exitError{exitFailure, fmt.Errorf("ready file: %w", err)}
+				}
+			}
 			err = s.Serve(ctx)
 			fmt.Fprintln(stderr, "cnilab-probe: stopped")
 			if err != nil {
@@ -140,6 +148,7 @@ func newServeCmd(stderr io.Writer) *cobra.Command {
 	f.IntSliceVar(&cfg.TCP, "tcp", nil, "TCP ports, comma separated or repeated; 0 picks a free port")
 	f.IntSliceVar(&cfg.UDP, "udp", nil, "UDP ports")
 	f.IntSliceVar(&cfg.SCTP, "sctp", nil, "SCTP ports")
+	f.StringVar(&readyFile, "ready-file", "", "write this file once every listener is open")
 	return cmd
 }
 

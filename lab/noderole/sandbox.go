@@ -165,6 +165,8 @@ func (m *podManager) teardown(ctx context.Context, sb *sandbox) {
 			m.log.Warn("delete pod netns", "netns", sb.Netns, "err", err)
 		}
 	}
+	_ = os.Remove(filepath.Join(sandboxDir(m.cfg), sb.UID+".ready"))
+	_ = os.Remove(filepath.Join(sandboxDir(m.cfg), sb.UID+".probe.log"))
 	if err := os.Remove(m.recordPath(sb.UID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		m.log.Warn("remove sandbox record", "err", err)
 	}
@@ -187,7 +189,9 @@ func (m *podManager) startProbe(pod *corev1.Pod, sb *sandbox) (int, error) {
 			ports[proto] = append(ports[proto], strconv.Itoa(int(p.ContainerPort)))
 		}
 	}
-	args := []string{"serve", "--name", pod.Name}
+	ready := filepath.Join(sandboxDir(m.cfg), sb.UID+".ready")
+	_ = os.Remove(ready)
+	args := []string{"serve", "--name", pod.Name, "--ready-file", ready}
 	if pod.Spec.HostNetwork {
 		args[2] = m.cfg.NodeName
 	}
@@ -214,8 +218,24 @@ func (m *podManager) startProbe(pod *corev1.Pod, sb *sandbox) (int, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("start probe server for %s/%s: %w", sb.Namespace, sb.Name, err)
 	}
-	go func() { _ = cmd.Wait() }()
-	return cmd.Process.Pid, nil
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	// Like a readiness probe: the pod is Ready once its ports listen.
+	deadline := time.After(10 * time.Second)
+	for {
+		if _, err := os.Stat(ready); err == nil {
+			return cmd.Process.Pid, nil
+		}
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(logPath)
+			return 0, fmt.Errorf("probe server for %s/%s exited: %s", sb.Namespace, sb.Name, strings.TrimSpace(string(b)))
+		case <-deadline:
+			stopProcess(cmd.Process.Pid)
+			return 0, fmt.Errorf("probe server for %s/%s did not open its ports within 10s", sb.Namespace, sb.Name)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 func stopProcess(pid int) {
