@@ -150,7 +150,7 @@ var _ = Describe("Observability", Label("observability"), Ordered, func() {
 		DeferCleanup(func(ctx SpecContext) { _ = client.NetworkingV1().NetworkPolicies(ns).Delete(ctx, np.Name, metav1.DeleteOptions{}) })
 		Eventually(func() bool { return probeFrom(ctx, "client", probe.TCP, s).Success }).WithContext(ctx).WithTimeout(10 * time.Second).Should(BeFalse())
 		expectFlow(ctx, nodes[1], "drop at the server's ingress", func(f flows.Flow) bool {
-			return is(f, "DROPPED", "INGRESS", c, s, false) && f.DropReason == 133 && f.DropReasonDesc == "POLICY_DENIED"
+			return is(f, "DROPPED", "INGRESS", c, s, false) && f.DropReason == 133 && f.DropReasonDesc == "Policy denied" && f.DropReasonName == "POLICY_DENIED"
 		})
 		Expect(metric(ctx, nodes[1], series)).To(BeNumerically(">", before), "drop counter moved")
 	})
@@ -167,7 +167,7 @@ var _ = Describe("Observability", Label("observability"), Ordered, func() {
 		DeferCleanup(func(ctx SpecContext) { _ = client.NetworkingV1().NetworkPolicies(ns).Delete(ctx, np.Name, metav1.DeleteOptions{}) })
 		Eventually(func() bool { return probeFrom(ctx, "client", probe.TCP, s).Success }).WithContext(ctx).WithTimeout(10 * time.Second).Should(BeFalse())
 		expectFlow(ctx, nodes[0], "drop at the client's egress", func(f flows.Flow) bool {
-			return is(f, "DROPPED", "EGRESS", c, s, false) && f.DropReasonDesc == "POLICY_DENIED"
+			return is(f, "DROPPED", "EGRESS", c, s, false) && f.DropReasonDesc == "Policy denied" && f.DropReasonName == "POLICY_DENIED"
 		})
 		Expect(metric(ctx, nodes[0], series)).To(BeNumerically(">", before), "drop counter moved")
 	})

@@ -159,8 +159,8 @@ func printer(w io.Writer, output string) func(timedFlow) {
 	}
 	return func(f timedFlow) {
 		reason := ""
-		if f.DropReasonDesc != "" {
-			reason = " " + f.DropReasonDesc
+		if f.DropReasonName != "" {
+			reason = " " + f.DropReasonName
 		}
 		reply := ""
 		if f.IsReply {

@@ -61,8 +61,8 @@ func (e *Enricher) Enrich(ev Event) Flow {
 	}
 	if ev.Verdict == VerdictDropped {
 		f.DropReason = uint32(ev.DropReason)
-		f.DropReasonDesc = DropReasonName(ev.DropReason)
-		f.DropReasonText = dropReasonText(ev.DropReason, ev.DropReasonText)
+		f.DropReasonDesc = dropReasonText(ev.DropReason, ev.DropReasonText)
+		f.DropReasonName = DropReasonName(ev.DropReason)
 		f.EventType = EventType{Type: EventTypeDrop, SubType: int32(ev.DropReason)}
 	}
 	if ev.Direction != 0 {

@@ -85,12 +85,12 @@ func TestEnrichL4AndVerdict(t *testing.T) {
 	}
 	// A drop without text gets Cilium's; an unknown reason its number.
 	f = testEnricher.Enrich(Event{Verdict: VerdictDropped, DropReason: 175})
-	if f.DropReasonText != "First logical datagram fragment not found" || f.DropReasonDesc != "FIRST_LOGICAL_DATAGRAM_FRAGMENT_NOT_FOUND" {
-		t.Errorf("drop 175 = %q %q", f.DropReasonText, f.DropReasonDesc)
+	if f.DropReasonDesc != "First logical datagram fragment not found" || f.DropReasonName != "FIRST_LOGICAL_DATAGRAM_FRAGMENT_NOT_FOUND" {
+		t.Errorf("drop 175 = %q %q", f.DropReasonDesc, f.DropReasonName)
 	}
 	f = testEnricher.Enrich(Event{Verdict: VerdictDropped, DropReason: 250})
-	if f.DropReasonText != "DropReason(250)" || f.DropReasonDesc != "DROP_REASON_UNKNOWN" || f.EventType.SubType != 250 {
-		t.Errorf("drop 250 = %q %q %+v", f.DropReasonText, f.DropReasonDesc, f.EventType)
+	if f.DropReasonDesc != "DropReason(250)" || f.DropReasonName != "DROP_REASON_UNKNOWN" || f.EventType.SubType != 250 {
+		t.Errorf("drop 250 = %q %q %+v", f.DropReasonDesc, f.DropReasonName, f.EventType)
 	}
 }
 

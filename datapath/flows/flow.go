@@ -11,8 +11,10 @@ import "time"
 //	time                Flow.time                      RFC3339Nano, UTC
 //	verdict             Flow.verdict                   "FORWARDED" or "DROPPED"
 //	drop_reason         Flow.drop_reason               Cilium's number, e.g. 133 (drops only)
-//	drop_reason_desc    Flow.drop_reason_desc          enum name, e.g. "POLICY_DENIED" (drops only)
-//	drop_reason_text    (cnilab)                       human text, e.g. "Policy denied" (drops only)
+//	drop_reason_desc    Flow.drop_reason_desc          the reason's text, e.g. "Policy denied" (drops only);
+//	                                                   Hubble puts its enum name here, cnilab the text
+//	                                                   its users asked for, and the name in drop_reason_name
+//	drop_reason_name    (cnilab)                       Hubble's enum name, e.g. "POLICY_DENIED" (drops only)
 //	IP                  Flow.IP                        {source, destination, ipVersion "IPv4"/"IPv6"}
 //	l4                  Flow.l4                        one of TCP, UDP, SCTP {source_port,
 //	                                                   destination_port}; TCP also flags {SYN: true, ...};
@@ -36,7 +38,7 @@ type Flow struct {
 	Verdict          string        `json:"verdict"`
 	DropReason       uint32        `json:"drop_reason,omitempty"`
 	DropReasonDesc   string        `json:"drop_reason_desc,omitempty"`
-	DropReasonText   string        `json:"drop_reason_text,omitempty"`
+	DropReasonName   string        `json:"drop_reason_name,omitempty"`
 	IP               IP            `json:"IP"`
 	L4               *Layer4       `json:"l4,omitempty"`
 	Source           FlowEndpoint  `json:"source"`
