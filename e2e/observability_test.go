@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -134,8 +135,12 @@ var _ = Describe("Observability", Label("observability"), Ordered, func() {
 	It("shows an allowed UDP exchange forwarded with its reply", func(ctx SpecContext) {
 		c, s := pods["client"], pods["server-local"]
 		expectConnected(ctx, "client", probe.UDP, s)
-		expectFlow(ctx, nodes[0], "UDP request", func(f flows.Flow) bool { return is(f, "FORWARDED", "INGRESS", c, s, false) && f.L4 != nil && f.L4.UDP != nil })
-		expectFlow(ctx, nodes[0], "UDP reply", func(f flows.Flow) bool { return is(f, "FORWARDED", "EGRESS", s, c, true) && f.L4 != nil && f.L4.UDP != nil })
+		expectFlow(ctx, nodes[0], "UDP request", func(f flows.Flow) bool {
+			return is(f, "FORWARDED", "INGRESS", c, s, false) && f.L4 != nil && f.L4.UDP != nil
+		})
+		expectFlow(ctx, nodes[0], "UDP reply", func(f flows.Flow) bool {
+			return is(f, "FORWARDED", "EGRESS", s, c, true) && f.L4 != nil && f.L4.UDP != nil
+		})
 	})
 
 	It("shows a connection the server's policy denies as DROPPED, Policy denied, at its ingress", func(ctx SpecContext) {
@@ -147,7 +152,9 @@ var _ = Describe("Observability", Label("observability"), Ordered, func() {
 				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}}}
 		_, err := client.NetworkingV1().NetworkPolicies(ns).Create(ctx, np, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func(ctx SpecContext) { _ = client.NetworkingV1().NetworkPolicies(ns).Delete(ctx, np.Name, metav1.DeleteOptions{}) })
+		DeferCleanup(func(ctx SpecContext) {
+			_ = client.NetworkingV1().NetworkPolicies(ns).Delete(ctx, np.Name, metav1.DeleteOptions{})
+		})
 		Eventually(func() bool { return probeFrom(ctx, "client", probe.TCP, s).Success }).WithContext(ctx).WithTimeout(10 * time.Second).Should(BeFalse())
 		expectFlow(ctx, nodes[1], "drop at the server's ingress", func(f flows.Flow) bool {
 			return is(f, "DROPPED", "INGRESS", c, s, false) && f.DropReason == 133 && f.DropReasonDesc == "Policy denied" && f.DropReasonName == "POLICY_DENIED"
@@ -164,11 +171,73 @@ var _ = Describe("Observability", Label("observability"), Ordered, func() {
 				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}}}
 		_, err := client.NetworkingV1().NetworkPolicies(ns).Create(ctx, np, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func(ctx SpecContext) { _ = client.NetworkingV1().NetworkPolicies(ns).Delete(ctx, np.Name, metav1.DeleteOptions{}) })
+		DeferCleanup(func(ctx SpecContext) {
+			_ = client.NetworkingV1().NetworkPolicies(ns).Delete(ctx, np.Name, metav1.DeleteOptions{})
+		})
 		Eventually(func() bool { return probeFrom(ctx, "client", probe.TCP, s).Success }).WithContext(ctx).WithTimeout(10 * time.Second).Should(BeFalse())
 		expectFlow(ctx, nodes[0], "drop at the client's egress", func(f flows.Flow) bool {
 			return is(f, "DROPPED", "EGRESS", c, s, false) && f.DropReasonDesc == "Policy denied" && f.DropReasonName == "POLICY_DENIED"
 		})
 		Expect(metric(ctx, nodes[0], series)).To(BeNumerically(">", before), "drop counter moved")
 	})
+
+	It("keeps its counters and flows across agent restarts (SIGTERM and SIGKILL)", Label("restart"), func(ctx SpecContext) {
+		restarter, ok := cluster.(lab.AgentRestarter)
+		if !ok {
+			Skip("provider " + cluster.Provider() + " cannot restart node agents")
+		}
+		c, s := pods["client"], pods["server-local"]
+		newConns := func() int {
+			n := 0
+			for _, f := range flowsOn(ctx, nodes[0], url.Values{"namespace": {ns}}) {
+				if is(f, "FORWARDED", "EGRESS", c, s, false) && f.NewConn {
+					n++
+				}
+			}
+			return n
+		}
+		series := `cnilab_forward_count_total{direction="EGRESS"}`
+		expectConnected(ctx, "client", probe.TCP, s)
+		Eventually(newConns).WithContext(ctx).WithTimeout(flowDeadline).Should(BeNumerically(">", 0))
+		conns, before := newConns(), metric(ctx, nodes[0], series)
+
+		Expect(restarter.RestartNodeAgent(nodes[0], syscall.SIGTERM)).To(Succeed())
+		Eventually(func() float64 { return metricOrZero(ctx, socks, nodes[0], series) }).WithContext(ctx).WithTimeout(30*time.Second).
+			Should(BeNumerically(">=", before), "counters stay monotonic across a graceful restart")
+		Expect(newConns()).To(BeNumerically(">=", conns), "flows seen before a graceful restart are kept")
+
+		// A connection made while the agent is away is still reported: its
+		// events wait in the pinned ring buffer.
+		killed := time.Now()
+		Expect(restarter.RestartNodeAgent(nodes[0], syscall.SIGKILL)).To(Succeed())
+		expectConnected(ctx, "client", probe.TCP, s)
+		Eventually(func() float64 { return metricOrZero(ctx, socks, nodes[0], series) }).WithContext(ctx).WithTimeout(30*time.Second).
+			Should(BeNumerically(">", before), "counters move on after SIGKILL")
+		Eventually(func() bool {
+			for _, f := range flowsOn(ctx, nodes[0], url.Values{"namespace": {ns}}) {
+				if is(f, "FORWARDED", "EGRESS", c, s, false) && f.NewConn && f.Time.After(killed) {
+					return true
+				}
+			}
+			return false
+		}).WithContext(ctx).WithTimeout(30*time.Second).Should(BeTrue(), "the connection made across the SIGKILL restart shows")
+	}, SpecTimeout(2*time.Minute))
 })
+
+// metricOrZero reads one series of a node's agent, 0 while it is away.
+func metricOrZero(ctx context.Context, socks lab.AgentSocketer, node, series string) float64 {
+	sock, err := socks.AgentSocket(node)
+	if err != nil {
+		return 0
+	}
+	text, err := api.NewClient(sock).Metrics(ctx)
+	if err != nil {
+		return 0
+	}
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(text)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}

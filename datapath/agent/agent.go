@@ -153,7 +153,8 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 	a.mu.Unlock()
 	a.log.Info("datapath loaded", "attach", dp.AttachMode(), "features", dp.Features())
 	a.observe.registry.MustRegister(flows.NewCollector(dp, a.observe.store))
-	go a.observe.run(ctx, a, dp)
+	a.loadFlows()
+	defer a.saveFlows()
 	if a.cfg.MetricsAddress != "" {
 		if err := a.observe.serveMetrics(ctx, a.cfg.MetricsAddress); err != nil {
 			return err
@@ -177,6 +178,9 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 	a.mu.Lock()
 	a.policy = engine
 	a.mu.Unlock()
+	// Events wait in the pinned ring while the agent is away; read them
+	// once the first compilation can name their pods.
+	go a.observe.run(ctx, a, dp)
 	synced := make(chan struct{})
 	go a.watchNodes(ctx, synced)
 	select {

@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -82,4 +85,37 @@ func (o *observer) serveMetrics(ctx context.Context, addr string) error {
 		}
 	}()
 	return nil
+}
+
+func (a *Agent) flowsFile() string { return a.cfg.StateDir + "/flows.jsonl" }
+
+// saveFlows keeps the recent flows across a graceful restart (the events
+// of the gap wait in the pinned ring buffer; SIGKILL loses only the store).
+func (a *Agent) saveFlows() {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, f := range a.observe.store.Query(flows.Filter{}) {
+		_ = enc.Encode(f)
+	}
+	tmp := a.flowsFile() + ".tmp"
+	if os.WriteFile(tmp, b.Bytes(), 0o600) == nil {
+		_ = os.Rename(tmp, a.flowsFile())
+	}
+}
+
+// loadFlows restores what saveFlows kept, once.
+func (a *Agent) loadFlows() {
+	b, err := os.ReadFile(a.flowsFile())
+	if err != nil {
+		return
+	}
+	_ = os.Remove(a.flowsFile())
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for dec.More() {
+		var f flows.Flow
+		if dec.Decode(&f) != nil {
+			return
+		}
+		a.observe.store.Add(f)
+	}
 }
