@@ -241,3 +241,17 @@ func metricOrZero(ctx context.Context, socks lab.AgentSocketer, node, series str
 	v, _ := strconv.ParseFloat(m[1], 64)
 	return v
 }
+
+var _ = Describe("Observability on the baseline", Label("observability", "baseline"), func() {
+	It("has no flows or datapath metrics on flannel: the baseline's expected result", func() {
+		if strings.HasPrefix(cluster.CNI(), "cnilab") {
+			Skip("cnilab is not the baseline; its flows are checked by the Observability specs")
+		}
+		socks, ok := cluster.(lab.AgentSocketer)
+		if !ok {
+			Skip("provider " + cluster.Provider() + " cannot look for agents")
+		}
+		_, err := socks.AgentSocket(cluster.Nodes()[0].Name)
+		Expect(err).To(MatchError(ContainSubstring("not available")), "flannel must report flows as not available")
+	})
+})
