@@ -116,12 +116,14 @@ func (e *policyEngine) sync() error {
 	var perr *policy.PolicyError
 	switch {
 	case errors.As(err, &perr):
+		// Invalid policies compile fail-closed; the rest apply as usual.
 		e.stats.LastError = err.Error()
+		e.stats.InvalidCount = len(policy.PolicyErrors(err))
 	case err != nil:
 		e.stats.LastError = err.Error()
 		return err
 	default:
-		e.stats.LastError = ""
+		e.stats.LastError, e.stats.InvalidCount = "", 0
 	}
 	delta := policy.Diff(e.applied, res)
 	if err := delta.Apply(&mapWriter{a: e.a}); err != nil {
