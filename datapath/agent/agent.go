@@ -124,6 +124,8 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 			return fmt.Errorf("agent: %w", err)
 		}
 	}
+	// Flows kept by the previous agent are there before anyone can ask.
+	a.loadFlows()
 	ln, err := listenUnix(a.cfg.Socket)
 	if err != nil {
 		return err
@@ -153,7 +155,6 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 	a.mu.Unlock()
 	a.log.Info("datapath loaded", "attach", dp.AttachMode(), "features", dp.Features())
 	a.observe.registry.MustRegister(flows.NewCollector(dp, a.observe.store))
-	a.loadFlows()
 	defer a.saveFlows()
 	if a.cfg.MetricsAddress != "" {
 		if err := a.observe.serveMetrics(ctx, a.cfg.MetricsAddress); err != nil {
