@@ -16,7 +16,7 @@ E2E_TIMEOUT ?= 60m
 comma := ,
 PKGS_UNIT = $(shell $(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: all build tools check unit e2e test clean lab-down help generate check-generate
+.PHONY: all build tools check unit e2e test clean lab-down help generate check-generate netns-dir
 
 all: build
 
@@ -38,13 +38,23 @@ check:
 		if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	@echo "[check] go vet"; $(GO) vet ./...
 
-unit:
+# Named network namespaces live in /run/netns. Like iproute2, the lab makes it
+# a shared bind mount of itself before its first namespace; doing that once,
+# before any test runs, keeps one package's first bind mount from hiding the
+# namespaces another package's tests made meanwhile (go test runs packages in
+# parallel). Needs root; without it the root tests skip anyway.
+netns-dir:
+	@if [ "$$(id -u)" = 0 ]; then mkdir -p /run/netns; \
+		mountpoint -q /run/netns || mount --bind /run/netns /run/netns; \
+		mount --make-shared /run/netns; fi
+
+unit: netns-dir
 	$(GO) test -count=1 $(PKGS_UNIT)
 
 # The suite runs once per CNI in $(CNI). The loop and each run are tagged
 # (CNILAB_LAB), so `cnilab lab down --all` also stops a run whose make was
 # killed, and the loop does not go on to the next CNI.
-e2e: build tools
+e2e: build tools netns-dir
 	@mkdir -p $(REPORT); [ -n "$(E2E_KEEP_REPORT)" ] || rm -f $(REPORT)/report.json
 	$(GO) test -c -o $(BIN)/e2e.test ./e2e
 	@export CNILAB_LAB=make-e2e; rc=0; for cni in $(subst $(comma), ,$(CNI)); do \
