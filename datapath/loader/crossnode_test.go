@@ -28,6 +28,18 @@ type clusterNode struct {
 
 // newCluster makes two node namespaces joined by a veth (each end eth0 in
 // its node) and one pod per node.
+// startCluster skips without the attach mode's features, then makes two
+// nodes with their datapaths loaded and attached in mode and attach.
+func startCluster(t *testing.T, mode RoutingMode, attach AttachMode) (a, b *clusterNode) {
+	t.Helper()
+	requireFeatures(t, attach == AttachTCX, true)
+	t.Setenv(AttachEnv, string(attach))
+	a, b = newCluster(t, mode)
+	a.start(t, mode, b)
+	b.start(t, mode, a)
+	return a, b
+}
+
 func newCluster(t *testing.T, mode RoutingMode) (a, b *clusterNode) {
 	t.Helper()
 	a = &clusterNode{node: newNode(t, "node-a"), underlay: netip.MustParseAddr("10.250.0.1"), podCIDR: netip.MustParsePrefix("10.251.1.0/24")}
@@ -137,11 +149,7 @@ func TestForwardCrossNode(t *testing.T) {
 		{"vxlan-tc", VXLAN, AttachTC},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			requireFeatures(t, tc.attach == AttachTCX, true)
-			t.Setenv(AttachEnv, string(tc.attach))
-			a, b := newCluster(t, tc.mode)
-			a.start(t, tc.mode, b)
-			b.start(t, tc.mode, a)
+			a, b := startCluster(t, tc.mode, tc.attach)
 			if tc.mode == VXLAN {
 				checkAttached(t, a.node, a.vxlan, ingress, tc.attach)
 				checkAttached(t, a.node, a.vxlan, egress, tc.attach)

@@ -250,11 +250,7 @@ func TestPolicyCrossNode(t *testing.T) {
 		{"vxlan-tc", VXLAN, AttachTC},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			requireFeatures(t, tc.attach == AttachTCX, true)
-			t.Setenv(AttachEnv, string(tc.attach))
-			a, b := newCluster(t, tc.mode)
-			a.start(t, tc.mode, b)
-			b.start(t, tc.mode, a)
+			a, b := startCluster(t, tc.mode, tc.attach)
 			a.writeIdentities(t, b)
 			b.writeIdentities(t, a)
 			bAddr := b.pod.ip.String() + ":8080"
