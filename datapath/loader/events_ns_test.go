@@ -131,15 +131,7 @@ func connectAndClose(t *testing.T, ns netns.NsHandle, addr string) netip.AddrPor
 // gives drop events; forwarded packets count once per direction.
 func TestFlowEventsSameNode(t *testing.T) {
 	requireRoot(t)
-	for _, tc := range []struct {
-		name   string
-		mode   AttachMode
-		noPeer bool
-	}{
-		{"tcx", AttachTCX, false},
-		{"tc", AttachTC, false},
-		{"tcx-redirect", AttachTCX, true},
-	} {
+	for _, tc := range sameNodeModes {
 		t.Run(tc.name, func(t *testing.T) {
 			requireFeatures(t, tc.mode == AttachTCX, !tc.noPeer)
 			t.Setenv(AttachEnv, string(tc.mode))

@@ -103,19 +103,23 @@ func checkDetached(t *testing.T, n *node, ifindex int, h hook) {
 	}
 }
 
+// sameNodeModes are the attach modes same-node tests run in: TCX, tc, and
+// TCX with plain bpf_redirect instead of redirect_peer.
+var sameNodeModes = []struct {
+	name   string
+	mode   AttachMode
+	noPeer bool
+}{
+	{"tcx", AttachTCX, false},
+	{"tc", AttachTC, false},
+	{"tcx-redirect", AttachTCX, true},
+}
+
 // Same-node pod to pod over real veths, in both attach modes (and with plain
 // bpf_redirect instead of redirect_peer).
 func TestForwardSameNode(t *testing.T) {
 	requireRoot(t)
-	for _, tc := range []struct {
-		name   string
-		mode   AttachMode
-		noPeer bool
-	}{
-		{"tcx", AttachTCX, false},
-		{"tc", AttachTC, false},
-		{"tcx-redirect", AttachTCX, true},
-	} {
+	for _, tc := range sameNodeModes {
 		t.Run(tc.name, func(t *testing.T) {
 			requireFeatures(t, tc.mode == AttachTCX, !tc.noPeer)
 			t.Setenv(AttachEnv, string(tc.mode))

@@ -100,15 +100,7 @@ func ctCount(t *testing.T, d *Datapath) int {
 // node's own traffic.
 func TestPolicySameNode(t *testing.T) {
 	requireRoot(t)
-	for _, tc := range []struct {
-		name   string
-		mode   AttachMode
-		noPeer bool
-	}{
-		{"tcx", AttachTCX, false},
-		{"tc", AttachTC, false},
-		{"tcx-redirect", AttachTCX, true},
-	} {
+	for _, tc := range sameNodeModes {
 		t.Run(tc.name, func(t *testing.T) {
 			requireFeatures(t, tc.mode == AttachTCX, !tc.noPeer)
 			t.Setenv(AttachEnv, string(tc.mode))
