@@ -12,6 +12,11 @@ CNI ?= cnilab,flannel
 LABELS ?=
 NODES ?= 2
 E2E_TIMEOUT ?= 60m
+# PROVIDER=qemu: the catalog kernels to boot (see `cnilab kernels list`); the
+# host kernel is run on the netns provider into the same report unless
+# HOST_RUN=0.
+KERNELS ?= 6.1 6.12
+HOST_RUN ?= 1
 
 comma := ,
 PKGS_UNIT = $(shell $(GO) list ./... | grep -v '/e2e$$')
@@ -21,19 +26,19 @@ PKGS_UNIT = $(shell $(GO) list ./... | grep -v '/e2e$$')
 all: build
 
 help:
-	@echo "make e2e   [PROVIDER=netns] [CNI=flannel[,…]] [LABELS=connectivity] [NODES=2]  run the suite"
+	@echo "make e2e   [PROVIDER=netns|qemu] [KERNELS='6.1 6.12'] [CNI=flannel[,…]] [LABELS=connectivity] [NODES=2]  run the suite"
 	@echo "make test  the whole gate: format, vet, unit tests, and the connectivity suite on flannel"
 	@echo "make build every binary into _output/bin;  make tools  third-party binaries into _output/tools"
 	@echo "make lab-down  remove every lab on this machine (also after a killed run)"
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./cmd/...
 
 tools:
 	@tools/build.sh
 
-check:
+check: lint-workflows
 	@echo "[check] gofmt"; out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^tools/')); \
 		if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	@echo "[check] go vet"; $(GO) vet ./...
@@ -51,22 +56,32 @@ netns-dir:
 unit: netns-dir
 	$(GO) test -count=1 $(PKGS_UNIT)
 
-# The suite runs once per CNI in $(CNI). The loop and each run are tagged
-# (CNILAB_LAB), so `cnilab lab down --all` also stops a run whose make was
-# killed, and the loop does not go on to the next CNI.
+# The suite runs once per CNI in $(CNI) (and, for PROVIDER=qemu, once per
+# kernel in $(KERNELS), plus the host kernel on the netns provider). The loop
+# and each run are tagged (CNILAB_LAB), so `cnilab lab down --all` also stops
+# a run whose make was killed, and the loop does not go on. The kernel
+# compatibility report (report.md, report.html) is written at the end.
+E2E_TARGETS = $(if $(filter qemu,$(PROVIDER)),$(if $(filter 1,$(HOST_RUN)),netns:host) $(foreach k,$(KERNELS),qemu:$(k)),$(PROVIDER):host)
+E2E_LABELS = $(if $(LABELS),$(LABELS),$(if $(filter qemu,$(PROVIDER)),!perf))
 e2e: build tools netns-dir
-	@mkdir -p $(REPORT); [ -n "$(E2E_KEEP_REPORT)" ] || rm -f $(REPORT)/report.json
+	@mkdir -p $(REPORT); [ -n "$(E2E_KEEP_REPORT)" ] || rm -rf $(REPORT)/report.json $(REPORT)/logs
 	$(GO) test -c -o $(BIN)/e2e.test ./e2e
-	@export CNILAB_LAB=make-e2e; rc=0; for cni in $(subst $(comma), ,$(CNI)); do \
-		echo "=== e2e: provider=$(PROVIDER) cni=$$cni labels='$(LABELS)' ==="; \
-		CNILAB_E2E=1 CNILAB_PROVIDER=$(PROVIDER) CNILAB_CNI=$$cni CNILAB_NODES=$(NODES) \
+	@export CNILAB_LAB=make-e2e; rc=0; start=$$(date +%s); for target in $(E2E_TARGETS); do \
+	  provider=$${target%%:*}; kernel=$${target#*:}; [ "$$kernel" = host ] && kernel=; \
+	  for cni in $(subst $(comma), ,$(CNI)); do \
+		id=$$provider-$${kernel:-host}-$$cni; \
+		echo "=== e2e: provider=$$provider kernel=$${kernel:-host} cni=$$cni labels='$(E2E_LABELS)' ==="; \
+		CNILAB_E2E=1 CNILAB_PROVIDER=$$provider CNILAB_KERNEL=$$kernel CNILAB_CNI=$$cni CNILAB_NODES=$(NODES) \
 		CNILAB_LAB=e2e-$$cni CNILAB_OUTPUT=$(OUT) CNILAB_REPORT_DIR=$(REPORT) \
 		$(BIN)/e2e.test -test.timeout=$(E2E_TIMEOUT) -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT) \
-			-ginkgo.label-filter='$(LABELS)' \
-			-ginkgo.junit-report=$(REPORT)/junit-$(PROVIDER)-$$cni.xml \
-			-ginkgo.json-report=$(REPORT)/ginkgo-$(PROVIDER)-$$cni.json || rc=1; \
+			-ginkgo.label-filter='$(E2E_LABELS)' \
+			-ginkgo.junit-report=$(REPORT)/junit-$$id.xml \
+			-ginkgo.json-report=$(REPORT)/ginkgo-$$id.json || rc=1; \
 		$(BIN)/cnilab report summary --input $(REPORT) --last 1 || rc=1; \
-	done; exit $$rc
+	  done; \
+	done; \
+	$(BIN)/cnilab report --input $(REPORT) --output $(REPORT) || rc=1; \
+	echo "e2e: $$(( $$(date +%s) - start ))s for $(E2E_TARGETS) x $(CNI); report: $(REPORT)/report.html"; exit $$rc
 
 # The gate: static checks, the committed eBPF objects match their sources,
 # unit tests (root ones included when run as root), then on the netns
@@ -106,3 +121,28 @@ check-generate:
 		echo "[check-generate] the generated eBPF objects differ from bpf/ sources: run make generate and commit"; \
 		diff <(echo "$$before") <(echo "$$after"); exit 1; fi; \
 	echo "[check-generate] generated eBPF objects match bpf/ sources"; echo "$$after"
+
+# Container images (Docker): the cnilab image (agent, CNI plugin and its
+# install step) and the probe image of the test workload. The tags are the
+# manifests' defaults (manifests.Options) and e2e.ProbeImage.
+.PHONY: images actionlint lint-workflows
+DOCKER ?= docker
+IMAGE_TAG ?= dev
+CNILAB_IMAGE ?= cnilab/cnilab:$(IMAGE_TAG)
+PROBE_IMAGE ?= cnilab/cnilab-probe:$(IMAGE_TAG)
+IMAGE_GO_VERSION = $(patsubst go%,%,$(shell $(GO) env GOVERSION))
+
+images:
+	@command -v $(DOCKER) >/dev/null 2>&1 || { echo "images: '$(DOCKER)' not found: make images needs Docker (https://docs.docker.com/engine/install/), or DOCKER=<a compatible CLI>"; exit 1; }
+	@$(DOCKER) info >/dev/null 2>&1 || { echo "images: '$(DOCKER) info' failed: the Docker daemon does not answer (is it running? is DOCKER_HOST right?)"; exit 1; }
+	$(DOCKER) build -f images/cnilab/Dockerfile --build-arg GO_VERSION=$(IMAGE_GO_VERSION) --build-arg VERSION=$(VERSION) -t $(CNILAB_IMAGE) .
+	$(DOCKER) build -f images/cnilab-probe/Dockerfile --build-arg GO_VERSION=$(IMAGE_GO_VERSION) --build-arg VERSION=$(VERSION) -t $(PROBE_IMAGE) .
+
+# actionlint (built from tools/actionlint) checks every workflow; it runs
+# shellcheck on `run:` scripts when shellcheck is installed, and skips that
+# part otherwise.
+actionlint:
+	@tools/build.sh actionlint
+
+lint-workflows: actionlint
+	@echo "[check] actionlint"; $(OUT)/tools/bin/actionlint $(wildcard .github/workflows/*.yml)

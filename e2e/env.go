@@ -10,6 +10,7 @@ type Env struct {
 	Provider  string // CNILAB_PROVIDER (netns)
 	CNI       string // CNILAB_CNI (flannel)
 	Nodes     int    // CNILAB_NODES (2)
+	Kernel    string // CNILAB_KERNEL: catalog kernel for the qemu provider
 	LabName   string // CNILAB_LAB (e2e-<cni>)
 	Keep      bool   // CNILAB_KEEP=1 leaves the lab up after the run
 	ReportDir string // CNILAB_REPORT_DIR (_output/report)
@@ -22,6 +23,7 @@ func EnvFromOS() Env {
 		CNI:       getenv("CNILAB_CNI", "flannel"),
 		Nodes:     2,
 		Keep:      os.Getenv("CNILAB_KEEP") == "1",
+		Kernel:    os.Getenv("CNILAB_KERNEL"),
 		ReportDir: getenv("CNILAB_REPORT_DIR", "_output/report"),
 	}
 	if n, err := strconv.Atoi(os.Getenv("CNILAB_NODES")); err == nil {

@@ -208,8 +208,15 @@ var _ = Describe("Observability", Label("observability"), Ordered, func() {
 		Eventually(newConns).WithContext(ctx).WithTimeout(5*time.Second).Should(BeNumerically(">=", conns), "flows seen before a graceful restart are kept")
 
 		// A connection made while the agent is away is still reported: its
-		// events wait in the pinned ring buffer.
-		killed := time.Now()
+		// events wait in the pinned ring buffer. Flow times are the node's
+		// clock (a VM's may differ from this machine's), so "new" means later
+		// than every flow seen before the kill.
+		var killed time.Time
+		for _, f := range flowsOn(ctx, nodes[0], url.Values{"namespace": {ns}}) {
+			if f.Time.After(killed) {
+				killed = f.Time
+			}
+		}
 		Expect(restarter.RestartNodeAgent(nodes[0], syscall.SIGKILL)).To(Succeed())
 		expectConnected(ctx, "client", probe.TCP, s)
 		Eventually(func() float64 { return metricOrZero(ctx, socks, nodes[0], series) }).WithContext(ctx).WithTimeout(30*time.Second).

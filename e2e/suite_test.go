@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,8 @@ var (
 	cluster      lab.Cluster
 	client       kubernetes.Interface
 	setupSeconds float64
+	bootSeconds  float64
+	keptLogs     string
 	datapathInfo map[string]any
 )
 
@@ -41,19 +45,36 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	// A lab of the same name left by an earlier killed run is removed first.
 	_ = p.Delete(env.LabName)
 	start := time.Now()
-	cluster, err = p.Create(ctx, lab.WithName(env.LabName), lab.WithCNI(env.CNI), lab.WithNodes(env.Nodes))
+	opts := []lab.Option{lab.WithName(env.LabName), lab.WithCNI(env.CNI), lab.WithNodes(env.Nodes)}
+	if env.Kernel != "" {
+		opts = append(opts, lab.WithKernel(env.Kernel))
+	}
+	cluster, err = p.Create(ctx, opts...)
 	Expect(err).NotTo(HaveOccurred(), "bring up the lab")
 	setupSeconds = time.Since(start).Seconds()
 	client, err = cluster.Client()
 	Expect(err).NotTo(HaveOccurred())
+	for _, s := range lab.BootSeconds(cluster) {
+		bootSeconds = max(bootSeconds, s)
+	}
 	if st, ok := cluster.(lab.AgentStatuser); ok {
 		if s, err := st.AgentStatus(ctx, cluster.Nodes()[0].Name); err == nil {
 			datapathInfo = map[string]any{"attachMode": s["attachMode"], "routingMode": s["routingMode"], "features": s["features"]}
 		}
 	}
+	recordKernelFeatures(ctx)
 }, NodeTimeout(10*time.Minute))
 
-var _ = AfterSuite(func() {
+var _ = AfterSuite(func(ctx SpecContext) {
+	if cluster != nil {
+		// Keep the lab's logs beside the report so a failure can be read
+		// after the lab is gone.
+		rel := filepath.Join("logs", runID(env))
+		if err := lab.CollectLogs(ctx, cluster, filepath.Join(env.ReportDir, rel)); err != nil {
+			GinkgoWriter.Printf("keeping logs: %v\n", err)
+		}
+		keptLogs = rel
+	}
 	if cluster == nil || env.Keep {
 		if cluster != nil {
 			GinkgoWriter.Printf("keeping lab %s: kubeconfig %s\n", cluster.Name(), cluster.Kubeconfig())
@@ -63,13 +84,51 @@ var _ = AfterSuite(func() {
 	p, err := lab.NewProvider(env.Provider, nil)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(p.Delete(cluster.Name())).To(Succeed())
-})
+}, NodeTimeout(2*time.Minute))
+
+// recordKernelFeatures adds what the nodes' kernel offers the suite (SCTP)
+// to the run's datapath facts, for every CNI.
+func recordKernelFeatures(ctx SpecContext) {
+	r, err := cluster.ExecNode(ctx, cluster.Nodes()[0].Name, []string{"cnilab-probe", "features"})
+	if err != nil || r.ExitCode != 0 {
+		GinkgoWriter.Printf("kernel features: %v %s\n", err, r.Stderr)
+		return
+	}
+	var f map[string]any
+	if json.Unmarshal(r.Stdout, &f) != nil {
+		return
+	}
+	if datapathInfo == nil {
+		datapathInfo = map[string]any{}
+	}
+	feats, _ := datapathInfo["features"].(map[string]any)
+	if feats == nil {
+		feats = map[string]any{}
+	}
+	for k, v := range f {
+		feats[k] = v
+	}
+	datapathInfo["features"] = feats
+}
+
+// runID names a run's files: provider, kernel and CNI.
+func runID(e Env) string {
+	k := e.Kernel
+	if k == "" {
+		k = "host"
+	}
+	return e.Provider + "-" + k + "-" + e.CNI
+}
 
 var _ = ReportAfterSuite("cnilab report.json", func(r Report) {
 	e := EnvFromOS()
 	run := report.Run{
 		Provider: e.Provider, CNI: e.CNI, Started: r.StartTime, Seconds: r.RunTime.Seconds(),
 		SetupSeconds: setupSeconds, LabelFilter: r.SuiteConfig.LabelFilter, Datapath: datapathInfo,
+		KernelName: e.Kernel, BootSeconds: bootSeconds, LogDir: keptLogs,
+	}
+	if run.KernelName == "" {
+		run.KernelName = "host"
 	}
 	if cluster != nil {
 		run.Kernel = cluster.KernelRelease()

@@ -82,7 +82,9 @@ func NewProvider(name string, progress io.Writer) (Provider, error) {
 	switch name {
 	case "netns", "":
 		return &netnsAdapter{p: netnsprovider.Provider{StateDir: stateDir()}, progress: progress}, nil
-	case "qemu", "kind", "existing":
+	case "qemu":
+		return &qemuAdapter{netnsAdapter{p: netnsprovider.Provider{StateDir: stateDir()}, progress: progress}}, nil
+	case "kind", "existing":
 		return nil, fmt.Errorf("provider %q is not implemented yet: use netns", name)
 	}
 	return nil, fmt.Errorf("unknown provider %q: known providers are %v", name, config.Providers)

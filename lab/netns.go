@@ -72,3 +72,7 @@ func (c *netnsCluster) ExecNode(ctx context.Context, node string, argv []string)
 	r, err := c.Cluster.ExecNode(ctx, node, argv)
 	return ExecResult(r), err
 }
+
+// CheckNodeIsolation runs, on a VM node, the isolation check of its own
+// namespace and pod namespaces (called inside the guest by the qemu provider).
+func CheckNodeIsolation(cfg config.Config) error { return netnsprovider.CheckNodeIsolation(cfg) }

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # tools/build.sh [TOOL...] — build the third-party binaries the lab runs, once.
 #
-# Tools: kubernetes, flannel, cni-plugins, etcd (no arguments: all of them).
+# Tools: kubernetes, flannel, cni-plugins, etcd, actionlint (no arguments: all of them).
 #
 #   kubernetes   kube-apiserver, kube-controller-manager, kube-scheduler -> _output/tools/bin/
 #   flannel      flanneld                                                -> _output/tools/bin/
 #   cni-plugins  bridge, host-local, loopback, portmap                   -> _output/tools/cni/bin/
 #   etcd         symlinks to Debian's etcd-server (/usr/bin/etcd)        -> _output/tools/bin/
+#   actionlint   actionlint (lints .github/workflows, make lint-workflows) -> _output/tools/bin/
 #
 # Each Go tool is built from its own module under tools/<tool>/ and cached: the
 # stamp _output/tools/stamps/<tool> holds a sha256 of the module's go.mod and
@@ -25,7 +26,7 @@ CNI_BIN_DIR="$OUT/cni/bin"
 STAMP_DIR="$OUT/stamps"
 LOG_DIR="$OUT/logs"
 HEARTBEAT_SECONDS=60
-ALL_TOOLS=(kubernetes flannel cni-plugins etcd)
+ALL_TOOLS=(kubernetes flannel cni-plugins etcd actionlint)
 
 # The tool modules are standalone; never let a go.work elsewhere take over.
 export GOWORK=off
@@ -109,6 +110,16 @@ describe_tool() {
 			T_PKGS+=("github.com/containernetworking/plugins/plugins/$p")
 			T_BINS+=("$CNI_BIN_DIR/${p##*/}")
 		done
+		T_ETA="~1 min"
+		;;
+	actionlint)
+		T_DIR="$ROOT/tools/actionlint"
+		T_VERSION="$(module_version "$T_DIR" github.com/rhysd/actionlint)"
+		T_ENV=(CGO_ENABLED=0)
+		T_FLAGS=(-trimpath -ldflags "-s -w -X github.com/rhysd/actionlint.version=$T_VERSION")
+		T_OUT="$BIN_DIR/actionlint"
+		T_PKGS=(github.com/rhysd/actionlint/cmd/actionlint)
+		T_BINS=("$BIN_DIR/actionlint")
 		T_ETA="~1 min"
 		;;
 	*)
@@ -267,9 +278,9 @@ main() {
 	# Validate every name before building anything.
 	for t in "${tools[@]}"; do
 		case "$t" in
-		kubernetes | flannel | cni-plugins | etcd) ;;
+		kubernetes | flannel | cni-plugins | etcd | actionlint) ;;
 		-h | --help)
-			sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+			sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 			exit 0
 			;;
 		*) die "unknown tool '$t' (tools: ${ALL_TOOLS[*]})" ;;

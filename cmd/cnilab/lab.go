@@ -11,18 +11,19 @@ import (
 
 	"github.com/cnilab/cnilab/lab"
 	"github.com/cnilab/cnilab/lab/config"
+	"github.com/cnilab/cnilab/lab/guest"
 	"github.com/cnilab/cnilab/lab/noderole"
 	"github.com/cnilab/cnilab/lab/portforward"
 )
 
 func labCommand() *cobra.Command {
 	c := &cobra.Command{Use: "lab", Short: "Bring lab clusters up and down, and run commands in their pods"}
-	c.AddCommand(labUp(), labDown(), labList(), labKubeconfig(), labExec(), labNodeRole(), labPortForward())
+	c.AddCommand(labUp(), labDown(), labList(), labKubeconfig(), labExec(), labNodeRole(), labPortForward(), labGuestRelay(), labCheckIsolation())
 	return c
 }
 
 func labUp() *cobra.Command {
-	var provider, cni, name string
+	var provider, cni, name, kernel string
 	var nodes, apiPort int
 	c := &cobra.Command{
 		Use:   "up",
@@ -35,6 +36,12 @@ func labUp() *cobra.Command {
 			}
 			cfg := config.Default()
 			cfg.Name, cfg.CNI, cfg.Nodes, cfg.APIPort, cfg.Provider = name, cni, nodes, apiPort, provider
+			if kernel != "" {
+				if provider != "qemu" {
+					return usageError{fmt.Errorf("--kernel is for the qemu provider; the %s provider runs the host's kernel", provider)}
+				}
+				cfg.QEMU = &config.QEMU{Kernel: kernel}
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -50,6 +57,7 @@ func labUp() *cobra.Command {
 	c.Flags().StringVar(&cni, "cni", config.DefaultCNI, "pod network: "+strings.Join(config.CNIs, ", "))
 	c.Flags().StringVar(&name, "name", config.DefaultName, "lab name")
 	c.Flags().IntVar(&nodes, "nodes", config.DefaultNodes, "number of nodes")
+	c.Flags().StringVar(&kernel, "kernel", "", "qemu provider: catalog kernel the VMs boot (see 'cnilab kernels list')")
 	c.Flags().IntVar(&apiPort, "api-port", 0, "loopback port for the API server (0: any free port)")
 	return c
 }
@@ -210,6 +218,45 @@ func labNodeRole() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&path, "config", "", "node role configuration (JSON)")
+	return c
+}
+
+func labCheckIsolation() *cobra.Command {
+	cfg := config.Default()
+	c := &cobra.Command{
+		Use:    "check-isolation --name LAB --underlay CIDR --cluster-cidr CIDR",
+		Short:  "Check, on a VM node, that no namespace can reach outside the lab (run by the lab)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := lab.CheckNodeIsolation(cfg); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "isolated")
+			return nil
+		},
+	}
+	c.Flags().StringVar(&cfg.Name, "name", cfg.Name, "lab name")
+	c.Flags().StringVar(&cfg.Underlay, "underlay", cfg.Underlay, "underlay CIDR")
+	c.Flags().StringVar(&cfg.ClusterCIDR, "cluster-cidr", cfg.ClusterCIDR, "cluster CIDR")
+	return c
+}
+
+func labGuestRelay() *cobra.Command {
+	var port, socket string
+	var forwards []string
+	c := &cobra.Command{
+		Use:    "guest-relay --port PATH --socket PATH [--forward LISTEN=unix:PATH]",
+		Short:  "Hold a QEMU guest's control port and serve it on a unix socket (started by the lab)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return guest.RunRelay(cmd.Context(), port, socket, forwards, cmd.ErrOrStderr())
+		},
+	}
+	c.Flags().StringVar(&port, "port", "", "QEMU chardev socket of the guest's control port")
+	c.Flags().StringVar(&socket, "socket", "", "unix socket to serve")
+	c.Flags().StringArrayVar(&forwards, "forward", nil, "make a guest socket reachable: LISTEN=unix:PATH")
 	return c
 }
 

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -9,9 +12,91 @@ import (
 )
 
 func reportCommand() *cobra.Command {
-	c := &cobra.Command{Use: "report", Short: "Read the reports e2e runs write"}
+	var inputs []string
+	var output string
+	c := &cobra.Command{
+		Use:   "report [--input DIR]... [--output DIR]",
+		Short: "Merge the reports e2e runs write and render the kernel compatibility report",
+		Long: `Merge the report.json of one or more report directories (one per CI matrix
+job, say) and write into the output directory:
+
+  report.json  the merged runs
+  report.md    a summary for a GitHub job summary (cat it into $GITHUB_STEP_SUMMARY)
+  report.html  a self-contained page: the kernel × check matrix, datapath
+               features, timings and failures with links to the runs' logs
+
+An input is a report directory, a report.json, or a directory below which
+every report.json is merged. Give --input several times or comma-separated.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return renderReport(cmd, inputs, output)
+		},
+	}
+	c.Flags().StringSliceVar(&inputs, "input", []string{"_output/report"}, "report directory, report.json, or directory holding several (repeat or comma-separate to merge)")
+	c.Flags().StringVar(&output, "output", "_output/report", "directory to write report.json, report.md and report.html into")
 	c.AddCommand(reportSummary())
 	return c
+}
+
+func renderReport(cmd *cobra.Command, inputs []string, output string) error {
+	f, err := report.Merge(inputs...)
+	if err != nil {
+		return err
+	}
+	if err := f.Rebase(output); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(output, 0o755); err != nil {
+		return fmt.Errorf("report output: %w", err)
+	}
+	// A report rendered where it was written is already the merged one:
+	// leave its report.json to the runs that may still be appending to it.
+	if len(inputs) != 1 || !sameDir(inputs[0], output) {
+		if err := report.Write(output, f); err != nil {
+			return err
+		}
+	}
+	var md, page bytes.Buffer
+	if err := report.RenderMarkdown(&md, f.Runs); err != nil {
+		return err
+	}
+	if err := report.RenderHTML(&page, f.Runs); err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{"report.md": md.Bytes(), "report.html": page.Bytes()} {
+		if err := writeFileAtomic(filepath.Join(output, name), b); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%d runs: %s, %s, %s\n", len(f.Runs),
+		filepath.Join(output, "report.json"), filepath.Join(output, "report.md"), filepath.Join(output, "report.html"))
+	if len(f.Runs) == 0 {
+		fmt.Fprintln(cmd.ErrOrStderr(), "cnilab: warning: no runs in the report inputs")
+	}
+	return nil
+}
+
+// sameDir is whether input names the report.json in dir (the directory
+// holding it, or the file).
+func sameDir(input, dir string) bool {
+	a, err1 := filepath.Abs(input)
+	b, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	own := filepath.Join(b, "report.json")
+	if _, err := os.Stat(own); err != nil {
+		return false
+	}
+	return a == b || a == own
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
 }
 
 func reportSummary() *cobra.Command {

@@ -99,7 +99,7 @@ func openNetns(path string) (netns.NsHandle, *netlink.Handle, error) {
 				fmt.Sprintf("CNI_NETNS %s is the plugin's own (the node's) network namespace", path), "")
 		}
 	}
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		ns.Close()
 		return ns, nil, types.NewError(types.ErrIOFailure, fmt.Sprintf("netlink in %s: %v", path, err), "")
@@ -109,7 +109,7 @@ func openNetns(path string) (netns.NsHandle, *netlink.Handle, error) {
 
 // nodeHandle is a netlink handle on the plugin's (the node's) namespace.
 func nodeHandle() (*netlink.Handle, error) {
-	h, err := netlink.NewHandle()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, types.NewError(types.ErrIOFailure, "netlink in the node namespace: "+err.Error(), "")
 	}

@@ -1,6 +1,10 @@
 // Package report is the machine-readable record of e2e runs: report.json holds
 // one Run per suite run (provider, CNI, kernel, counts, and every spec), and
-// Summary renders a run as the one-screen summary `make e2e` prints.
+// Summary renders a run as the one-screen summary `make e2e` prints. Merge
+// gathers the reports of several jobs (one per kernel, say), and
+// RenderMarkdown and RenderHTML turn them into the kernel compatibility
+// report: a job summary and a self-contained page with the kernel × check
+// matrix.
 package report
 
 import (
@@ -34,18 +38,24 @@ type Spec struct {
 
 // Run is one suite run against one cluster.
 type Run struct {
-	Provider    string    `json:"provider"`
-	CNI         string    `json:"cni"`
-	Kernel      string    `json:"kernel"`
+	Provider string `json:"provider"`
+	CNI      string `json:"cni"`
+	// Kernel is the release the cluster's nodes run (uname -r).
+	Kernel string `json:"kernel"`
+	// KernelName is the kernel catalog entry the run booted ("6.1", "6.12"),
+	// or "host" when the nodes share the machine's kernel.
+	KernelName  string    `json:"kernelName,omitempty"`
 	LabelFilter string    `json:"labelFilter,omitempty"`
 	Started     time.Time `json:"started"`
 	Seconds     float64   `json:"seconds"`
 	// SetupSeconds is the lab bring-up time within the run.
 	SetupSeconds float64 `json:"setupSeconds,omitempty"`
-	Passed       int     `json:"passed"`
-	Failed       int     `json:"failed"`
-	Skipped      int     `json:"skipped"`
-	Specs        []Spec  `json:"specs"`
+	// BootSeconds is how long the nodes' VMs took to boot (qemu provider).
+	BootSeconds float64 `json:"bootSeconds,omitempty"`
+	Passed      int     `json:"passed"`
+	Failed      int     `json:"failed"`
+	Skipped     int     `json:"skipped"`
+	Specs       []Spec  `json:"specs"`
 	// Failure is set when a suite-level step failed (lab bring-up or teardown).
 	Failure string `json:"failure,omitempty"`
 	// Datapath is what the CNI's agent reported about itself on the first
@@ -54,6 +64,9 @@ type Run struct {
 	// PolicyEnforcement summarises how long policy changes took to show in
 	// the probes (seconds), when the run changed policies on an enforcing CNI.
 	PolicyEnforcement *Quantiles `json:"policyEnforcement,omitempty"`
+	// LogDir is where the run's logs were kept: relative to the directory
+	// of the report.json holding the run when possible, else absolute.
+	LogDir string `json:"logDir,omitempty"`
 }
 
 // Quantiles summarises a sample of durations in seconds.
@@ -118,6 +131,23 @@ func Load(dir string) (File, error) {
 // Append adds a run to dir/report.json under an exclusive lock, so parallel
 // runs each keep their entry.
 func Append(dir string, run Run) error {
+	return withLock(dir, func() error {
+		f, err := Load(dir)
+		if err != nil {
+			return err
+		}
+		f.Runs = append(f.Runs, run)
+		return write(dir, f)
+	})
+}
+
+// Write replaces dir/report.json with f, under the lock Append takes.
+func Write(dir string, f File) error {
+	return withLock(dir, func() error { return write(dir, f) })
+}
+
+// withLock runs fn holding the exclusive lock on dir's report.
+func withLock(dir string, fn func() error) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("report dir: %w", err)
 	}
@@ -129,11 +159,14 @@ func Append(dir string, run Run) error {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return fmt.Errorf("lock report: %w", err)
 	}
-	f, err := Load(dir)
-	if err != nil {
-		return err
+	return fn()
+}
+
+// write replaces dir/report.json with f atomically.
+func write(dir string, f File) error {
+	if f.Runs == nil {
+		f.Runs = []Run{}
 	}
-	f.Runs = append(f.Runs, run)
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return err

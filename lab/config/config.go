@@ -28,7 +28,7 @@ const (
 
 // Providers and CNIs the lab knows.
 var (
-	Providers = []string{"netns"}
+	Providers = []string{"netns", "qemu"}
 	CNIs      = []string{"flannel", "cnilab", "cnilab-vxlan"}
 )
 
@@ -47,6 +47,21 @@ type Config struct {
 	ClusterCIDR string `json:"clusterCIDR"`
 	ServiceCIDR string `json:"serviceCIDR"`
 	NodeMask    int    `json:"nodeMask"`
+	// QEMU is set for the qemu provider.
+	QEMU *QEMU `json:"qemu,omitempty"`
+}
+
+// QEMU says which kernel the qemu provider's VMs boot and how.
+type QEMU struct {
+	Kernel     string `json:"kernel"`     // catalog name, e.g. 6.12
+	Release    string `json:"release"`    // uname -r of the guests
+	Vmlinuz    string `json:"vmlinuz"`    // host path
+	ModulesDir string `json:"modulesDir"` // host path of lib/modules/<release>
+	MemoryMiB  int    `json:"memoryMiB"`
+	CPUs       int    `json:"cpus"`
+	// BootTimeout bounds the wait for a guest to answer on its control
+	// channel, in seconds.
+	BootTimeout int `json:"bootTimeout"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$`)
@@ -105,6 +120,9 @@ func (c Config) Validate() error {
 	}
 	if c.Nodes < 1 || c.Nodes > MaxNodes {
 		return fmt.Errorf("invalid node count %d: must be between 1 and %d", c.Nodes, MaxNodes)
+	}
+	if c.Provider == "qemu" && (c.QEMU == nil || c.QEMU.Kernel == "") {
+		return fmt.Errorf("the qemu provider needs a kernel: give one from the catalog (see 'cnilab kernels list')")
 	}
 	if c.APIPort < 0 || c.APIPort > 65535 {
 		return fmt.Errorf("invalid API port %d: must be between 1 and 65535, or 0 for any free port", c.APIPort)

@@ -17,9 +17,12 @@ import (
 type Node struct {
 	Name    string
 	IP      string
-	Netns   string // network namespace the node's programs run in
-	Dir     string // root of the node's files
+	Dir     string // root of the node's files, in the node's own paths
 	ConfDir string // the node's CNI configuration directory
+	Host    NodeHost
+	// LogDir is where the host keeps (or collects) the node's daemon logs,
+	// for error messages.
+	LogDir string
 }
 
 // RunDir is the node's /run.
@@ -34,10 +37,13 @@ type Env struct {
 	CNIBinDir   string
 	ClusterCIDR string
 	Client      kubernetes.Interface
-	// Kubeconfig writes a kubeconfig for user (and groups) that reaches the API
-	// server from inside the lab.
-	Kubeconfig func(path, user string, groups ...string) error
+	// Kubeconfig returns a kubeconfig for user (and groups) that reaches the
+	// API server from inside the lab.
+	Kubeconfig func(user string, groups ...string) ([]byte, error)
 	Progress   io.Writer
+	// NoIPMasq leaves out flanneld's --ip-masq, for nodes without iptables
+	// (VM guests: lab traffic never leaves the cluster, so nothing is lost).
+	NoIPMasq bool
 }
 
 // Installer installs one CNI.

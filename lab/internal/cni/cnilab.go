@@ -3,14 +3,10 @@ package cni
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
-
-	"github.com/cnilab/cnilab/lab/internal/netns"
-	"github.com/cnilab/cnilab/lab/internal/proc"
 )
 
 // Cnilab installs cnilab's own datapath: one cnilab-agent per node, which
@@ -52,46 +48,40 @@ func (c Cnilab) Install(ctx context.Context, env Env, nodes []Node) error {
 		return err
 	}
 	for _, n := range nodes {
-		if err := c.startAgent(env, n); err != nil {
+		if err := c.startAgent(ctx, env, n); err != nil {
 			return err
 		}
 	}
 	for _, n := range nodes {
 		conf := filepath.Join(n.ConfDir, "05-cnilab.conflist")
-		if err := waitFile(ctx, conf, 2*time.Minute); err != nil {
-			return fmt.Errorf("cnilab agent on %s: %w (log: %s)", n.Name, err, filepath.Join(env.Dir, "logs", "cnilab-agent-"+n.Name+".log"))
+		if err := waitFile(ctx, n.Host, conf, 3*time.Minute); err != nil {
+			return fmt.Errorf("cnilab agent on %s: %w (log: %s)", n.Name, err, filepath.Join(n.LogDir, "cnilab-agent-"+n.Name+".log"))
 		}
 	}
 	return nil
 }
 
-func (c Cnilab) startAgent(env Env, n Node) error {
-	etc := filepath.Join(n.Dir, "etc", "cnilab")
-	if err := os.MkdirAll(etc, 0o755); err != nil {
-		return err
-	}
-	kc := filepath.Join(etc, "kubeconfig")
-	if err := env.Kubeconfig(kc, AgentUser); err != nil {
+func (c Cnilab) startAgent(ctx context.Context, env Env, n Node) error {
+	kc := filepath.Join(n.Dir, "etc", "cnilab", "kubeconfig")
+	data, err := env.Kubeconfig(AgentUser)
+	if err != nil {
 		return fmt.Errorf("cnilab on %s: %w", n.Name, err)
 	}
-	cmd, err := netns.Command(n.Netns, filepath.Join(env.BinDir, "cnilab-agent"),
-		"--node-name="+n.Name,
-		"--kubeconfig="+kc,
-		"--routing-mode="+c.Mode,
-		"--underlay-device=eth0",
-		"--state-dir="+filepath.Join(n.Dir, "var", "lib", "cnilab"),
-		"--bpffs="+BPFFSDir(n),
-		"--socket="+AgentSocket(n),
-		"--cni-conf-dir="+n.ConfDir,
-		"--ipam-data-dir="+filepath.Join(n.Dir, "var", "lib", "cnilab", "ipam"),
-		"--metrics-address=127.0.0.1:9962", // the node's own loopback
-	)
-	if err != nil {
-		return err
+	if err := n.Host.WriteFile(ctx, kc, data, 0o600); err != nil {
+		return fmt.Errorf("cnilab on %s: %w", n.Name, err)
 	}
-	_, err = proc.Start(proc.Spec{Lab: env.Lab, Name: "cnilab-agent-" + n.Name, Cmd: cmd,
-		LogDir: filepath.Join(env.Dir, "logs"), PidDir: filepath.Join(env.Dir, "run")})
-	return err
+	return n.Host.Start(ctx, "cnilab-agent-"+n.Name, []string{filepath.Join(env.BinDir, "cnilab-agent"),
+		"--node-name=" + n.Name,
+		"--kubeconfig=" + kc,
+		"--routing-mode=" + c.Mode,
+		"--underlay-device=eth0",
+		"--state-dir=" + filepath.Join(n.Dir, "var", "lib", "cnilab"),
+		"--bpffs=" + BPFFSDir(n),
+		"--socket=" + AgentSocket(n),
+		"--cni-conf-dir=" + n.ConfDir,
+		"--ipam-data-dir=" + filepath.Join(n.Dir, "var", "lib", "cnilab", "ipam"),
+		"--metrics-address=127.0.0.1:9962", // the node's own loopback
+	}, nil)
 }
 
 // agentRBAC gives the agents read access to what they act on: nodes for
@@ -103,10 +93,10 @@ func agentRBAC(ctx context.Context, env Env) error {
 	})
 }
 
-func waitFile(ctx context.Context, path string, timeout time.Duration) error {
+func waitFile(ctx context.Context, h NodeHost, path string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		if _, err := os.Stat(path); err == nil {
+		if _, err := h.ReadFile(ctx, path); err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -115,7 +105,7 @@ func waitFile(ctx context.Context, path string, timeout time.Duration) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }

@@ -5,16 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
-
-	"github.com/cnilab/cnilab/lab/internal/netns"
-	"github.com/cnilab/cnilab/lab/internal/proc"
 )
 
 // Flannel is the baseline: the real flanneld with --kube-subnet-mgr and the
@@ -49,61 +45,54 @@ func (f Flannel) Install(ctx context.Context, env Env, nodes []Node) error {
 		return err
 	}
 	for _, n := range nodes {
-		if err := startFlanneld(env, n, netConf); err != nil {
+		if err := startFlanneld(ctx, env, n, netConf); err != nil {
 			return err
 		}
 	}
 	for _, n := range nodes {
 		subnetFile := filepath.Join(n.RunDir(), "flannel", "subnet.env")
-		senv, err := waitSubnetEnv(ctx, subnetFile, 90*time.Second)
+		senv, err := waitSubnetEnv(ctx, n.Host, subnetFile, 3*time.Minute)
 		if err != nil {
-			return fmt.Errorf("flannel on %s: %w (log: %s)", n.Name, err, filepath.Join(env.Dir, "logs", "flanneld-"+n.Name+".log"))
+			return fmt.Errorf("flannel on %s: %w (log: %s)", n.Name, err, filepath.Join(n.LogDir, "flanneld-"+n.Name+".log"))
 		}
 		conf, err := FlannelConflist(senv, filepath.Join(n.Dir, "var", "lib", "cni", "networks"))
 		if err != nil {
 			return fmt.Errorf("flannel on %s: %w", n.Name, err)
 		}
-		if err := os.MkdirAll(n.ConfDir, 0o755); err != nil {
-			return err
-		}
-		if err := writeAtomic(filepath.Join(n.ConfDir, "10-flannel.conflist"), conf); err != nil {
+		if err := n.Host.WriteFile(ctx, filepath.Join(n.ConfDir, "10-flannel.conflist"), conf, 0o644); err != nil {
 			return fmt.Errorf("flannel on %s: %w", n.Name, err)
 		}
 	}
 	return nil
 }
 
-func startFlanneld(env Env, n Node, netConf []byte) error {
+func startFlanneld(ctx context.Context, env Env, n Node, netConf []byte) error {
 	etc := filepath.Join(n.Dir, "etc", "kube-flannel")
-	if err := os.MkdirAll(etc, 0o755); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Join(n.RunDir(), "flannel"), 0o755); err != nil {
-		return err
-	}
 	netConfPath := filepath.Join(etc, "net-conf.json")
-	if err := os.WriteFile(netConfPath, netConf, 0o644); err != nil {
+	if err := n.Host.WriteFile(ctx, netConfPath, netConf, 0o644); err != nil {
 		return fmt.Errorf("flannel on %s: %w", n.Name, err)
 	}
 	kc := filepath.Join(etc, "kubeconfig")
-	if err := env.Kubeconfig(kc, FlannelUser); err != nil {
+	data, err := env.Kubeconfig(FlannelUser)
+	if err != nil {
+		return fmt.Errorf("flannel on %s: %w", n.Name, err)
+	}
+	if err := n.Host.WriteFile(ctx, kc, data, 0o600); err != nil {
 		return fmt.Errorf("flannel on %s: %w", n.Name, err)
 	}
 	// The flags of upstream kube-flannel.yml, with every path made the node's own.
-	cmd, err := netns.Command(n.Netns, filepath.Join(env.ToolsDir, "flanneld"),
-		"--ip-masq", "--kube-subnet-mgr",
-		"--kubeconfig-file="+kc,
-		"--net-config-path="+netConfPath,
-		"--subnet-file="+filepath.Join(n.RunDir(), "flannel", "subnet.env"),
+	argv := []string{filepath.Join(env.ToolsDir, "flanneld"),
+		"--kube-subnet-mgr",
+		"--kubeconfig-file=" + kc,
+		"--net-config-path=" + netConfPath,
+		"--subnet-file=" + filepath.Join(n.RunDir(), "flannel", "subnet.env"),
 		"--iface=eth0",
-	)
-	if err != nil {
-		return err
 	}
-	cmd.Env = append(os.Environ(), "NODE_NAME="+n.Name, "POD_NAME=kube-flannel-"+n.Name, "POD_NAMESPACE=kube-flannel")
-	_, err = proc.Start(proc.Spec{Lab: env.Lab, Name: "flanneld-" + n.Name, Cmd: cmd,
-		LogDir: filepath.Join(env.Dir, "logs"), PidDir: filepath.Join(env.Dir, "run")})
-	return err
+	if !env.NoIPMasq {
+		argv = append(argv, "--ip-masq")
+	}
+	return n.Host.Start(ctx, "flanneld-"+n.Name, argv,
+		[]string{"NODE_NAME=" + n.Name, "POD_NAME=kube-flannel-" + n.Name, "POD_NAMESPACE=kube-flannel"})
 }
 
 // flannelRBAC is upstream's ClusterRole "flannel" bound to FlannelUser.
@@ -202,10 +191,10 @@ func subnetOf(gw string) string {
 	return fmt.Sprintf("%d.%d.%d.%d/%d", v>>24, v>>16&255, v>>8&255, v&255, bits)
 }
 
-func waitSubnetEnv(ctx context.Context, path string, timeout time.Duration) (SubnetEnv, error) {
+func waitSubnetEnv(ctx context.Context, h NodeHost, path string, timeout time.Duration) (SubnetEnv, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		b, err := os.ReadFile(path)
+		b, err := h.ReadFile(ctx, path)
 		if err == nil {
 			if e, perr := ParseSubnetEnv(string(b)); perr == nil {
 				return e, nil
@@ -220,12 +209,4 @@ func waitSubnetEnv(ctx context.Context, path string, timeout time.Duration) (Sub
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-func writeAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

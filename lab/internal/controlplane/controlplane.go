@@ -53,6 +53,15 @@ func (c *Credentials) KubeconfigFor(path, cluster, server, user string, groups .
 	return pki.WriteKubeconfig(path, cluster, server, c.CA.CertPEM, user, kp)
 }
 
+// KubeconfigData returns a kubeconfig like KubeconfigFor's, as bytes.
+func (c *Credentials) KubeconfigData(cluster, server, user string, groups ...string) ([]byte, error) {
+	kp, err := c.CA.Issue(pki.Request{CommonName: user, Organization: groups, Client: true})
+	if err != nil {
+		return nil, err
+	}
+	return pki.Kubeconfig(cluster, server, c.CA.CertPEM, user, kp)
+}
+
 // CheckBinaries fails with a message naming the first missing binary.
 func CheckBinaries(toolsDir string) error {
 	for _, b := range Binaries {

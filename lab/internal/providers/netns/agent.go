@@ -3,12 +3,10 @@ package netns
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"syscall"
 
 	"github.com/cnilab/cnilab/datapath/api"
 	"github.com/cnilab/cnilab/lab/internal/cni"
-	"github.com/cnilab/cnilab/lab/internal/proc"
 )
 
 // agentDaemon names the process of a node's CNI agent.
@@ -35,8 +33,7 @@ func (c *Cluster) RestartNodeAgent(node string, sig syscall.Signal) error {
 	if err != nil {
 		return err
 	}
-	_, err = proc.Restart(c.cfg.Name, name, filepath.Join(c.cfg.Dir(), "logs"), filepath.Join(c.cfg.Dir(), "run"), sig)
-	return err
+	return c.backend.RestartDaemon(context.Background(), c.cfg, node, name, sig)
 }
 
 // AgentStatus returns the /v1/status document of node's cnilab agent.
@@ -44,7 +41,7 @@ func (c *Cluster) AgentStatus(ctx context.Context, node string) (map[string]any,
 	if c.cfg.CNI != "cnilab" && c.cfg.CNI != "cnilab-vxlan" {
 		return nil, fmt.Errorf("CNI %s has no cnilab agent", c.cfg.CNI)
 	}
-	n := cni.Node{Name: node, Dir: filepath.Join(c.cfg.Dir(), "nodes", node)}
+	n := cni.Node{Name: node, Dir: NodeDir(c.cfg, node)}
 	var st map[string]any
 	if err := api.NewClient(cni.AgentSocket(n)).Status(ctx, &st); err != nil {
 		return nil, err
@@ -60,5 +57,5 @@ func (c *Cluster) AgentSocket(node string) (string, error) {
 	if _, err := c.agentDaemon(node); err != nil {
 		return "", err
 	}
-	return cni.AgentSocket(cni.Node{Name: node, Dir: filepath.Join(c.cfg.Dir(), "nodes", node)}), nil
+	return cni.AgentSocket(cni.Node{Name: node, Dir: NodeDir(c.cfg, node)}), nil
 }

@@ -1,11 +1,8 @@
 package netns
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -15,12 +12,12 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/cnilab/cnilab/lab/config"
-	labns "github.com/cnilab/cnilab/lab/internal/netns"
 )
 
 // Cluster is a running netns lab.
 type Cluster struct {
-	cfg config.Config
+	cfg     config.Config
+	backend NodeBackend
 }
 
 // Node is one lab node.
@@ -46,8 +43,12 @@ func (c *Cluster) Nodes() []Node {
 	return out
 }
 
-// KernelRelease is the kernel the nodes run: the host's.
+// KernelRelease is the kernel the nodes run: the guests' for the qemu
+// provider, the host's otherwise.
 func (c *Cluster) KernelRelease() string {
+	if c.cfg.QEMU != nil && c.cfg.QEMU.Release != "" {
+		return c.cfg.QEMU.Release
+	}
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil {
 		return "unknown"
@@ -71,76 +72,46 @@ type ExecResult struct {
 	ExitCode       int
 }
 
-// PodNetns finds the network namespace of a pod: its own, or its node's for a
-// hostNetwork pod.
-func (c *Cluster) PodNetns(ctx context.Context, namespace, name string) (string, error) {
+// PodNetns finds the node of a pod and its network namespace there: its own,
+// or "" (the node's) for a hostNetwork pod.
+func (c *Cluster) PodNetns(ctx context.Context, namespace, name string) (node, ns string, err error) {
 	client, err := c.Client()
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	pod, err := client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return "", fmt.Errorf("pod %s/%s: %w", namespace, name, err)
+		return "", "", fmt.Errorf("pod %s/%s: %w", namespace, name, err)
 	}
 	if pod.Spec.NodeName == "" {
-		return "", fmt.Errorf("pod %s/%s is not scheduled to a node yet", namespace, name)
+		return "", "", fmt.Errorf("pod %s/%s is not scheduled to a node yet", namespace, name)
+	}
+	if _, err := nodeIndex(c.cfg, pod.Spec.NodeName); err != nil {
+		return "", "", fmt.Errorf("pod %s/%s runs on %s, which is not a node of lab %s", namespace, name, pod.Spec.NodeName, c.cfg.Name)
 	}
 	if pod.Spec.HostNetwork {
-		for _, n := range c.Nodes() {
-			if n.Name == pod.Spec.NodeName {
-				return n.Netns, nil
-			}
-		}
-		return "", fmt.Errorf("pod %s/%s runs on %s, which is not a node of lab %s", namespace, name, pod.Spec.NodeName, c.cfg.Name)
+		return pod.Spec.NodeName, "", nil
 	}
-	ns := c.cfg.PodNetns(string(pod.UID))
-	if !labns.Exists(ns) {
-		return "", fmt.Errorf("pod %s/%s has no network namespace yet (phase %s)", namespace, name, pod.Status.Phase)
+	if pod.Status.PodIP == "" {
+		return "", "", fmt.Errorf("pod %s/%s has no network namespace yet (phase %s)", namespace, name, pod.Status.Phase)
 	}
-	return ns, nil
+	return pod.Spec.NodeName, c.cfg.PodNetns(string(pod.UID)), nil
 }
 
-// ExecIn runs argv in the named lab namespace with the lab's binaries first on
-// PATH. A non-zero exit is not an error; failing to run at all is.
-func (c *Cluster) ExecIn(ctx context.Context, ns string, argv []string) (ExecResult, error) {
-	if len(argv) == 0 {
-		return ExecResult{}, fmt.Errorf("exec: no command")
-	}
-	cmd, err := labns.Command(ns, argv[0], argv[1:]...)
-	if err != nil {
-		return ExecResult{}, err
-	}
-	cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
-	cmd.Env = append(os.Environ(), "PATH="+c.cfg.BinDir+":"+os.Getenv("PATH"))
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	res := ExecResult{Stdout: out.Bytes(), Stderr: errb.Bytes()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		res.ExitCode = ee.ExitCode()
-		return res, nil
-	}
-	if err != nil {
-		return res, fmt.Errorf("exec in %s: %w", ns, err)
-	}
-	return res, nil
-}
-
-// ExecPod runs argv in a pod's network namespace.
+// ExecPod runs argv in a pod's network namespace. A non-zero exit is not an
+// error; failing to run at all is.
 func (c *Cluster) ExecPod(ctx context.Context, namespace, name string, argv []string) (ExecResult, error) {
-	ns, err := c.PodNetns(ctx, namespace, name)
+	node, ns, err := c.PodNetns(ctx, namespace, name)
 	if err != nil {
 		return ExecResult{}, err
 	}
-	return c.ExecIn(ctx, ns, argv)
+	return c.backend.ExecIn(ctx, c.cfg, node, ns, argv)
 }
 
 // ExecNode runs argv in a node's network namespace.
 func (c *Cluster) ExecNode(ctx context.Context, node string, argv []string) (ExecResult, error) {
-	for _, n := range c.Nodes() {
-		if n.Name == node {
-			return c.ExecIn(ctx, n.Netns, argv)
-		}
+	if _, err := nodeIndex(c.cfg, node); err != nil {
+		return ExecResult{}, err
 	}
-	return ExecResult{}, fmt.Errorf("no node %q in lab %s", node, c.cfg.Name)
+	return c.backend.ExecIn(ctx, c.cfg, node, "", argv)
 }

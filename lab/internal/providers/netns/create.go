@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -40,34 +39,39 @@ func (p Provider) Create(ctx context.Context, cfg config.Config, progress io.Wri
 	if err != nil {
 		return nil, err
 	}
+	backend, err := backendFor(cfg.Provider)
+	if err != nil {
+		return nil, err
+	}
 	listener, err := portforward.Listen(net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.APIPort)))
 	if err != nil {
 		return nil, fmt.Errorf("API port-forward: %w", err)
 	}
 	defer listener.Close()
-	if err := preflight(cfg, installer); err != nil {
+	if err := preflight(cfg, installer, backend); err != nil {
 		return nil, err
 	}
 	cfg.APIPort = listener.Addr().(*net.TCPAddr).Port
 
-	c := &Cluster{cfg: cfg}
-	b := &bringUp{cfg: cfg, cluster: c, installer: installer, listener: listener, out: progress}
+	c := &Cluster{cfg: cfg, backend: backend}
+	b := &bringUp{cfg: cfg, cluster: c, installer: installer, backend: backend, listener: listener, out: progress}
 	steps := []struct {
 		name string
 		fn   func(context.Context) error
 	}{
 		{"Writing lab state", b.writeState},
-		{fmt.Sprintf("Creating underlay and %d node namespaces", cfg.Nodes), b.createNetwork},
+		{fmt.Sprintf("Creating underlay and %d nodes", cfg.Nodes), b.createNetwork},
 		{"Starting etcd and kube-apiserver", b.startControlPlane},
 		{"Waiting for the API server", b.waitAPI},
 		{"Starting kube-controller-manager and kube-scheduler", b.startControllers},
+		{"Waiting for the nodes to boot", b.waitNodes},
 		{"Starting node roles", b.startNodeRoles},
 		{"Waiting for nodes to register and get PodCIDRs", b.waitPodCIDRs},
 		{"Installing CNI " + cfg.CNI, b.installCNI},
 		{"Waiting for nodes to be Ready", b.waitReady},
 	}
 	start := time.Now()
-	fmt.Fprintf(progress, "Creating lab %q (provider netns, CNI %s, %d nodes) ...\n", cfg.Name, cfg.CNI, cfg.Nodes)
+	fmt.Fprintf(progress, "Creating lab %q (provider %s, CNI %s, %d nodes) ...\n", cfg.Name, cfg.Provider, cfg.CNI, cfg.Nodes)
 	for _, s := range steps {
 		t := time.Now()
 		fmt.Fprintf(progress, " • %s ...\n", s.name)
@@ -119,12 +123,12 @@ func lower(s string) string {
 }
 
 // preflight checks, before anything is made, that the lab can be made.
-func preflight(cfg config.Config, installer cni.Installer) error {
+func preflight(cfg config.Config, installer cni.Installer, backend NodeBackend) error {
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("the netns provider needs root (network namespaces, links, mounts)")
+		return fmt.Errorf("the %s provider needs root (network namespaces, links, mounts)", cfg.Provider)
 	}
-	if _, err := exec.LookPath("nsenter"); err != nil {
-		return fmt.Errorf("nsenter not found: install util-linux")
+	if err := backend.Preflight(cfg); err != nil {
+		return err
 	}
 	if _, err := os.Stat(filepath.Join(cfg.StateDir, cfg.Name)); err == nil {
 		return fmt.Errorf("lab %q already exists (remove it with 'cnilab lab down --name %s')", cfg.Name, cfg.Name)
@@ -144,6 +148,7 @@ type bringUp struct {
 	cfg       config.Config
 	cluster   *Cluster
 	installer cni.Installer
+	backend   NodeBackend
 	listener  *net.TCPListener
 	out       io.Writer
 	creds     *controlplane.Credentials
@@ -161,16 +166,15 @@ func (b *bringUp) writeState(context.Context) error {
 	return os.WriteFile(filepath.Join(b.cfg.Dir(), stateFile), j, 0o644)
 }
 
-func (b *bringUp) createNetwork(context.Context) error {
+func (b *bringUp) createNetwork(ctx context.Context) error {
 	if err := createUnderlay(b.cfg); err != nil {
 		return err
 	}
-	for i := 1; i <= b.cfg.Nodes; i++ {
-		if err := createNode(b.cfg, i); err != nil {
-			return err
-		}
-	}
-	return nil
+	return b.backend.CreateNodes(ctx, b.cfg, b.out)
+}
+
+func (b *bringUp) waitNodes(ctx context.Context) error {
+	return b.backend.WaitNodes(ctx, b.cfg, b.out)
 }
 
 func (b *bringUp) startControlPlane(context.Context) error {
@@ -242,43 +246,33 @@ func (b *bringUp) controlPlaneAlive(err *error) bool {
 	return true
 }
 
-// nodeDir is the root of node i's own files.
-func (b *bringUp) nodeDir(i int) string {
-	return filepath.Join(b.cfg.Dir(), "nodes", b.cfg.NodeName(i))
-}
-
-func (b *bringUp) startNodeRoles(context.Context) error {
-	for i := 1; i <= b.cfg.Nodes; i++ {
-		dir := b.nodeDir(i)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+func (b *bringUp) startNodeRoles(ctx context.Context) error {
+	bin, _, cniBin := b.backend.Paths(b.cfg)
+	for _, n := range b.backend.Nodes(b.cfg) {
+		kc := filepath.Join(n.Dir, "etc", "kubernetes", "kubelet.kubeconfig")
+		data, err := b.creds.KubeconfigData("cnilab-"+b.cfg.Name, b.creds.InternalServer, "system:node:"+n.Name, "system:nodes")
+		if err != nil {
 			return err
 		}
-		name := b.cfg.NodeName(i)
-		kc := filepath.Join(dir, "kubelet.kubeconfig")
-		if err := b.creds.KubeconfigFor(kc, "cnilab-"+b.cfg.Name, b.creds.InternalServer, "system:node:"+name, "system:nodes"); err != nil {
-			return err
+		if err := n.Host.WriteFile(ctx, kc, data, 0o600); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
 		}
 		nc := noderole.Config{
-			NodeName: name, NodeIP: b.cfg.NodeIP(i).String(), Kubeconfig: kc,
-			CNIConfDir: filepath.Join(dir, "etc", "cni", "net.d"), CNIBinDirs: []string{b.cfg.CNIBinDir, b.cfg.BinDir},
-			CNICacheDir: filepath.Join(dir, "var", "lib", "cni", "cache"), StateDir: filepath.Join(dir, "var", "lib", "node-role"),
-			ProbeBinary: filepath.Join(b.cfg.BinDir, "cnilab-probe"), PodNetnsPrefix: b.cfg.NetnsPrefix() + "pod.",
+			NodeName: n.Name, NodeIP: n.IP, Kubeconfig: kc,
+			CNIConfDir: n.ConfDir, CNIBinDirs: []string{cniBin, bin},
+			CNICacheDir: filepath.Join(n.Dir, "var", "lib", "cni", "cache"), StateDir: filepath.Join(n.Dir, "var", "lib", "node-role"),
+			ProbeBinary: filepath.Join(bin, "cnilab-probe"), PodNetnsPrefix: b.cfg.NetnsPrefix() + "pod.",
 		}
 		j, err := json.MarshalIndent(nc, "", "  ")
 		if err != nil {
 			return err
 		}
-		ncPath := filepath.Join(dir, "node-role.json")
-		if err := os.WriteFile(ncPath, j, 0o644); err != nil {
-			return err
+		ncPath := filepath.Join(n.Dir, "etc", "cnilab", "node-role.json")
+		if err := n.Host.WriteFile(ctx, ncPath, j, 0o644); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
 		}
-		cmd, err := labns.Command(b.cfg.NodeNetns(i), filepath.Join(b.cfg.BinDir, "cnilab"), "lab", "node-role", "--config", ncPath)
-		if err != nil {
-			return err
-		}
-		if _, err := proc.Start(proc.Spec{Lab: b.cfg.Name, Name: "node-role-" + name, Cmd: cmd,
-			LogDir: filepath.Join(b.cfg.Dir(), "logs"), PidDir: filepath.Join(b.cfg.Dir(), "run")}); err != nil {
-			return err
+		if err := n.Host.Start(ctx, "node-role-"+n.Name, []string{filepath.Join(bin, "cnilab"), "lab", "node-role", "--config", ncPath}, nil); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
 		}
 	}
 	return nil
@@ -306,25 +300,18 @@ func (b *bringUp) waitPodCIDRs(ctx context.Context) error {
 	return nil
 }
 
-func (b *bringUp) cniNodes() []cni.Node {
-	var out []cni.Node
-	for i := 1; i <= b.cfg.Nodes; i++ {
-		dir := b.nodeDir(i)
-		out = append(out, cni.Node{Name: b.cfg.NodeName(i), IP: b.cfg.NodeIP(i).String(), Netns: b.cfg.NodeNetns(i),
-			Dir: dir, ConfDir: filepath.Join(dir, "etc", "cni", "net.d")})
-	}
-	return out
-}
-
 func (b *bringUp) installCNI(ctx context.Context) error {
+	bin, tools, cniBin := b.backend.Paths(b.cfg)
 	env := cni.Env{
-		Lab: b.cfg.Name, Dir: b.cfg.Dir(), ToolsDir: b.cfg.ToolsDir, BinDir: b.cfg.BinDir, CNIBinDir: b.cfg.CNIBinDir,
+		Lab: b.cfg.Name, Dir: b.cfg.Dir(), ToolsDir: tools, BinDir: bin, CNIBinDir: cniBin,
 		ClusterCIDR: b.cfg.ClusterCIDR, Client: b.client, Progress: b.out,
-		Kubeconfig: func(path, user string, groups ...string) error {
-			return b.creds.KubeconfigFor(path, "cnilab-"+b.cfg.Name, b.creds.InternalServer, user, groups...)
+		// VM guests have no iptables; lab traffic never leaves the cluster.
+		NoIPMasq: b.cfg.Provider != "netns",
+		Kubeconfig: func(user string, groups ...string) ([]byte, error) {
+			return b.creds.KubeconfigData("cnilab-"+b.cfg.Name, b.creds.InternalServer, user, groups...)
 		},
 	}
-	return b.installer.Install(ctx, env, b.cniNodes())
+	return b.installer.Install(ctx, env, b.backend.Nodes(b.cfg))
 }
 
 func (b *bringUp) waitReady(ctx context.Context) error {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -17,8 +19,16 @@ import (
 // namespaces may have a default route, and only through their node's pod
 // gateway), every link is of a kind the lab makes, and every veth's peer lives
 // in a namespace of the same lab. It returns every violation found.
+//
+// For VM nodes the backend checks inside every guest too (GuestIsolation).
 func (c *Cluster) CheckIsolation() error {
-	return CheckIsolation(c.cfg)
+	err := CheckIsolation(c.cfg)
+	if g, ok := c.backend.(interface {
+		GuestIsolation(config.Config) error
+	}); ok {
+		err = errors.Join(err, g.GuestIsolation(c.cfg))
+	}
+	return err
 }
 
 // CheckIsolation is Cluster.CheckIsolation for a configuration.
@@ -32,11 +42,79 @@ func CheckIsolation(cfg config.Config) error {
 	}
 	allowed := allowedNets(cfg)
 	var errs []error
+	var fds []int
+	for _, other := range nss {
+		if f, err := labns.Handle(other); err == nil {
+			defer f.Close()
+			fds = append(fds, int(f))
+		}
+	}
 	for _, ns := range nss {
-		errs = append(errs, checkNamespace(cfg, ns, nss, allowed)...)
+		h, err := handleIn(ns)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		_, rest, _ := cutLabName(ns)
+		kind := nsOther
+		if strings.HasPrefix(rest, "pod.") {
+			kind = nsPod
+		} else if ns == cfg.UnderlayNetns() && cfg.Provider == "qemu" {
+			kind = nsVMUnderlay
+		}
+		errs = append(errs, checkLinksAndRoutes(cfg, h, ns, kind, fds, allowed)...)
+		h.Close()
 	}
 	return errors.Join(errs...)
 }
+
+// CheckNodeIsolation is the check as a VM node runs it on itself: its own
+// namespace, whose eth0 is the VM's network card on the underlay, and its pod
+// namespaces (named with cfg's prefix).
+func CheckNodeIsolation(cfg config.Config) error {
+	nss, err := labns.List(cfg.NetnsPrefix())
+	if err != nil {
+		return err
+	}
+	root, err := os.Open("/proc/self/ns/net")
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	fds := []int{int(root.Fd())}
+	for _, other := range nss {
+		if f, err := labns.Handle(other); err == nil {
+			defer f.Close()
+			fds = append(fds, int(f))
+		}
+	}
+	allowed := allowedNets(cfg)
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return err
+	}
+	errs := checkLinksAndRoutes(cfg, h, "node "+cfg.Name, nsVMNode, fds, allowed)
+	h.Close()
+	for _, ns := range nss {
+		h, err := handleIn(ns)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, checkLinksAndRoutes(cfg, h, ns, nsPod, fds, allowed)...)
+		h.Close()
+	}
+	return errors.Join(errs...)
+}
+
+type nsKind int
+
+const (
+	nsOther      nsKind = iota
+	nsPod               // may have a default route through its pod gateway
+	nsVMUnderlay        // the underlay of a qemu lab: VM taps on the bridge
+	nsVMNode            // a VM's own namespace: eth0 is its network card
+)
 
 func allowedNets(cfg config.Config) []*net.IPNet {
 	var out []*net.IPNet
@@ -48,15 +126,11 @@ func allowedNets(cfg config.Config) []*net.IPNet {
 	return out
 }
 
-func checkNamespace(cfg config.Config, ns string, all []string, allowed []*net.IPNet) []error {
-	h, err := handleIn(ns)
-	if err != nil {
-		return []error{err}
-	}
-	defer h.Close()
+// checkLinksAndRoutes checks one namespace (h) given the descriptors of
+// every namespace of the lab.
+func checkLinksAndRoutes(cfg config.Config, h *netlink.Handle, ns string, kind nsKind, labFDs []int, allowed []*net.IPNet) []error {
 	var errs []error
-	_, rest, _ := cutLabName(ns)
-	isPod := len(rest) > 4 && rest[:4] == "pod."
+	isPod := kind == nsPod
 	_, cluster, _ := net.ParseCIDR(cfg.ClusterCIDR)
 	routes, err := h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
@@ -81,20 +155,15 @@ func checkNamespace(cfg config.Config, ns string, all []string, allowed []*net.I
 	// Namespace IDs, as this namespace sees them, of every namespace of the lab
 	// (listing links first makes the kernel assign IDs to their peers' namespaces).
 	labIDs := map[int]bool{-1: true}
-	for _, other := range all {
-		f, err := labns.Handle(other)
-		if err != nil {
-			continue
-		}
-		if id, err := h.GetNetNsIdByFd(int(f)); err == nil && id >= 0 {
+	for _, fd := range labFDs {
+		if id, err := h.GetNetNsIdByFd(fd); err == nil && id >= 0 {
 			labIDs[id] = true
 		}
-		f.Close()
 	}
 	for _, l := range links {
 		switch l.Type() {
 		case "device":
-			if l.Attrs().Name != "lo" {
+			if l.Attrs().Name != "lo" && !(kind == nsVMNode && l.Attrs().Name == "eth0") {
 				errs = append(errs, fmt.Errorf("%s: physical device %s in a lab namespace", ns, l.Attrs().Name))
 			}
 		case "veth":
@@ -102,6 +171,10 @@ func checkNamespace(cfg config.Config, ns string, all []string, allowed []*net.I
 				errs = append(errs, fmt.Errorf("%s: veth %s has its peer outside the lab (netns id %d)", ns, l.Attrs().Name, l.Attrs().NetNsID))
 			}
 		case "bridge", "vxlan", "dummy":
+		case "tuntap":
+			if kind != nsVMUnderlay || !strings.HasPrefix(l.Attrs().Name, "tap-node-") {
+				errs = append(errs, fmt.Errorf("%s: unexpected tap %s", ns, l.Attrs().Name))
+			}
 		default:
 			errs = append(errs, fmt.Errorf("%s: unexpected %s link %s", ns, l.Type(), l.Attrs().Name))
 		}

@@ -35,7 +35,11 @@ func (p Provider) Get(name string) (*Cluster, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("load lab %s: %w", name, err)
 	}
-	return &Cluster{cfg: c}, nil
+	be, err := backendFor(c.Provider)
+	if err != nil {
+		return nil, fmt.Errorf("load lab %s: %w", name, err)
+	}
+	return &Cluster{cfg: c, backend: be}, nil
 }
 
 // List returns the names of labs with state on this machine, and of labs that

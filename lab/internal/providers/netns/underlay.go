@@ -5,6 +5,7 @@ import (
 	"net"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/cnilab/cnilab/lab/config"
 	labns "github.com/cnilab/cnilab/lab/internal/netns"
@@ -105,7 +106,7 @@ func handleIn(ns string) (*netlink.Handle, error) {
 		return nil, err
 	}
 	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh)
+	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink in %s: %w", ns, err)
 	}

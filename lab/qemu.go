@@ -1,0 +1,120 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/cnilab/cnilab/kernels"
+	"github.com/cnilab/cnilab/lab/config"
+	qemuprovider "github.com/cnilab/cnilab/lab/internal/providers/qemu"
+)
+
+// WithKernel chooses, for the qemu provider, the catalog kernel the VMs boot
+// (see `cnilab kernels list`).
+func WithKernel(name string) Option {
+	return func(c *config.Config) {
+		if c.QEMU == nil {
+			c.QEMU = &config.QEMU{}
+		}
+		c.QEMU.Kernel = name
+	}
+}
+
+// qemuAdapter makes labs whose nodes are VMs. Labs of every provider share
+// one state layout, so finding and removing them is the netns adapter's.
+type qemuAdapter struct {
+	netnsAdapter
+}
+
+func (a *qemuAdapter) Name() string { return "qemu" }
+
+func (a *qemuAdapter) Create(ctx context.Context, opts ...Option) (Cluster, error) {
+	cfg := config.Default()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cfg.Provider = "qemu"
+	if cfg.QEMU == nil || cfg.QEMU.Kernel == "" {
+		return nil, fmt.Errorf("the qemu provider needs a kernel: --kernel NAME (see 'cnilab kernels list')")
+	}
+	k, err := fetchKernel(ctx, cfg.QEMU.Kernel, a.progress)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QEMU.Release, cfg.QEMU.Vmlinuz, cfg.QEMU.ModulesDir = k.Release, k.Vmlinuz, k.ModulesDir
+	c, err := a.p.Create(ctx, cfg, a.progress)
+	if err != nil {
+		return nil, err
+	}
+	return &netnsCluster{c}, nil
+}
+
+func fetchKernel(ctx context.Context, name string, progress io.Writer) (kernels.Kernel, error) {
+	if progress == nil {
+		progress = io.Discard
+	}
+	cat, err := kernels.Load()
+	if err != nil {
+		return kernels.Kernel{}, err
+	}
+	e, err := cat.Find(name)
+	if err != nil {
+		return kernels.Kernel{}, err
+	}
+	k, err := kernels.Fetch(ctx, e, kernels.DefaultCacheDir(), progress)
+	if err != nil {
+		return kernels.Kernel{}, fmt.Errorf("kernel %s: %w", name, err)
+	}
+	if k.ModulesDir == "" {
+		return kernels.Kernel{}, fmt.Errorf("kernel %s (%s) ships no modules: the qemu provider loads veth, vxlan, cls_bpf, … from them", name, k.Release)
+	}
+	return k, nil
+}
+
+// BootSeconds is how long each VM of a qemu lab took from QEMU's start to
+// its init answering, by node; nil for other providers.
+func BootSeconds(c Cluster) map[string]float64 {
+	nc, ok := c.(*netnsCluster)
+	if !ok || nc.Config().QEMU == nil {
+		return nil
+	}
+	return qemuprovider.BootSeconds(nc.Config())
+}
+
+// CollectLogs copies a lab's logs (control plane, node programs, VM consoles
+// and the daemons inside the VMs) into dst.
+func CollectLogs(ctx context.Context, c Cluster, dst string) error {
+	nc, ok := c.(*netnsCluster)
+	if !ok {
+		return fmt.Errorf("provider %s keeps no logs here", c.Provider())
+	}
+	cfg := nc.Config()
+	var errs []error
+	if cfg.QEMU != nil {
+		if err := qemuprovider.CollectGuestLogs(ctx, cfg); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	src := filepath.Join(cfg.Dir(), "logs")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
