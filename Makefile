@@ -21,7 +21,7 @@ HOST_RUN ?= 1
 comma := ,
 PKGS_UNIT = $(shell $(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: all build tools check unit e2e test clean lab-down help generate check-generate netns-dir
+.PHONY: all build tools check unit e2e test clean lab-down help generate check-generate netns-dir kernels
 
 all: build
 
@@ -70,9 +70,10 @@ e2e: build tools netns-dir
 	  provider=$${target%%:*}; kernel=$${target#*:}; [ "$$kernel" = host ] && kernel=; \
 	  for cni in $(subst $(comma), ,$(CNI)); do \
 		id=$$provider-$${kernel:-host}-$$cni; \
+		lab=e2e-$$cni; [ -z "$$kernel" ] || lab=q$${kernel//./}-$$cni; \
 		echo "=== e2e: provider=$$provider kernel=$${kernel:-host} cni=$$cni labels='$(E2E_LABELS)' ==="; \
 		CNILAB_E2E=1 CNILAB_PROVIDER=$$provider CNILAB_KERNEL=$$kernel CNILAB_CNI=$$cni CNILAB_NODES=$(NODES) \
-		CNILAB_LAB=e2e-$$cni CNILAB_OUTPUT=$(OUT) CNILAB_REPORT_DIR=$(REPORT) \
+		CNILAB_LAB=$$lab CNILAB_OUTPUT=$(OUT) CNILAB_REPORT_DIR=$(REPORT) \
 		$(BIN)/e2e.test -test.timeout=$(E2E_TIMEOUT) -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT) \
 			-ginkgo.label-filter='$(E2E_LABELS)' \
 			-ginkgo.junit-report=$(REPORT)/junit-$$id.xml \
@@ -88,9 +89,19 @@ e2e: build tools netns-dir
 # provider: the connectivity suite on cnilab (native and VXLAN, TCX and the tc
 # fallback) and flannel, and the upstream NetworkPolicy cases on cnilab and on
 # the flannel baseline. `make e2e` runs the whole policy catalog.
-test: check check-generate unit
+#
+# Then, on the qemu provider, the connectivity suite on cnilab with the
+# Debian 6.1 (tc attach) and 6.12 (TCX) kernels. The unit stage runs after
+# build, tools and kernels so that the qemu failure tests (a kernel that does
+# not boot, a VM that hangs, a missing module) run rather than skip.
+test: check check-generate build tools kernels unit
 	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel LABELS='connectivity || observability || (policy && upstream)'
 	CNILAB_ATTACH=tc $(MAKE) e2e PROVIDER=netns CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
+	$(MAKE) e2e PROVIDER=qemu HOST_RUN=0 KERNELS="$(KERNELS)" CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
+
+# Fetch (or verify the cache of) the catalog kernels in $(KERNELS).
+kernels: build
+	$(BIN)/cnilab kernels fetch $(KERNELS)
 
 lab-down: build
 	$(BIN)/cnilab lab down --all

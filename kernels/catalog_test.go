@@ -7,6 +7,20 @@ import (
 	"testing"
 )
 
+// catalogEntry returns the entry name of the embedded catalog.
+func catalogEntry(t *testing.T, name string) Entry {
+	t.Helper()
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.Find(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 func TestEmbeddedCatalog(t *testing.T) {
 	c, err := Load()
 	if err != nil {

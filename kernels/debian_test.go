@@ -22,14 +22,7 @@ func TestFetchDebian(t *testing.T) {
 			t.Skipf("%s not installed: Debian kernels need apt", p)
 		}
 	}
-	c, err := Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := c.Find("6.1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := catalogEntry(t, "6.1")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cache := t.TempDir()

@@ -12,11 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cnilab/cnilab/kernels/modinfo"
 	"github.com/cnilab/cnilab/lab/config"
 )
 
@@ -335,8 +337,8 @@ func checkRelease(vmlinuz, release string) error {
 	return nil
 }
 
-// ModuleFormats counts the kernel modules under dir by file suffix (".ko",
-// ".ko.xz", ".ko.zst", ".ko.gz").
+// ModuleFormats counts the kernel modules under dir by file suffix (one of
+// modinfo.Suffixes: ".ko", ".ko.zst", ".ko.xz", ".ko.gz").
 func ModuleFormats(dir string) (map[string]int, error) {
 	counts := map[string]int{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -346,7 +348,7 @@ func ModuleFormats(dir string) (map[string]int, error) {
 		if d.Type().IsRegular() {
 			n := d.Name()
 			if i := strings.Index(n, ".ko"); i >= 0 {
-				if s := n[i:]; s == ".ko" || s == ".ko.xz" || s == ".ko.zst" || s == ".ko.gz" {
+				if s := n[i:]; slices.Contains(modinfo.Suffixes, s) {
 					counts[s]++
 				}
 			}

@@ -80,14 +80,7 @@ func TestLocalKernel(t *testing.T) {
 	}
 	t.Setenv("CNILAB_KERNEL_VMLINUZ", vmlinuz)
 	t.Setenv("CNILAB_KERNEL_MODULES", modules)
-	c, err := Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := c.Find("local")
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := catalogEntry(t, "local")
 	k, err := Fetch(context.Background(), e, "", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -25,11 +25,22 @@ type netnsAdapter struct {
 func (a *netnsAdapter) Name() string { return "netns" }
 
 func (a *netnsAdapter) Create(ctx context.Context, opts ...Option) (Cluster, error) {
+	return a.create(ctx, "netns", opts, nil)
+}
+
+// create makes a lab of provider from the default configuration with opts
+// applied, once prepare (if any) has completed that configuration.
+func (a *netnsAdapter) create(ctx context.Context, provider string, opts []Option, prepare func(*config.Config) error) (Cluster, error) {
 	cfg := config.Default()
 	for _, o := range opts {
 		o(&cfg)
 	}
-	cfg.Provider = "netns"
+	cfg.Provider = provider
+	if prepare != nil {
+		if err := prepare(&cfg); err != nil {
+			return nil, err
+		}
+	}
 	c, err := a.p.Create(ctx, cfg, a.progress)
 	if err != nil {
 		return nil, err

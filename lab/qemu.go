@@ -13,15 +13,32 @@ import (
 	qemuprovider "github.com/cnilab/cnilab/lab/internal/providers/qemu"
 )
 
-// WithKernel chooses, for the qemu provider, the catalog kernel the VMs boot
-// (see `cnilab kernels list`).
-func WithKernel(name string) Option {
+// withQEMU is an Option that sets up the qemu provider's settings, making
+// them first where there are none.
+func withQEMU(set func(q *config.QEMU)) Option {
 	return func(c *config.Config) {
 		if c.QEMU == nil {
 			c.QEMU = &config.QEMU{}
 		}
-		c.QEMU.Kernel = name
+		set(c.QEMU)
 	}
+}
+
+// WithKernel chooses, for the qemu provider, the catalog kernel the VMs boot
+// (see `cnilab kernels list`).
+func WithKernel(name string) Option {
+	return withQEMU(func(q *config.QEMU) { q.Kernel = name })
+}
+
+// WithBootTimeout bounds, for the qemu provider, how long each VM may take to
+// answer on its control channel.
+func WithBootTimeout(seconds int) Option {
+	return withQEMU(func(q *config.QEMU) { q.BootTimeout = seconds })
+}
+
+// WithQEMUArgs appends arguments to every VM's QEMU command line.
+func WithQEMUArgs(args ...string) Option {
+	return withQEMU(func(q *config.QEMU) { q.ExtraArgs = append(q.ExtraArgs, args...) })
 }
 
 // qemuAdapter makes labs whose nodes are VMs. Labs of every provider share
@@ -33,24 +50,17 @@ type qemuAdapter struct {
 func (a *qemuAdapter) Name() string { return "qemu" }
 
 func (a *qemuAdapter) Create(ctx context.Context, opts ...Option) (Cluster, error) {
-	cfg := config.Default()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	cfg.Provider = "qemu"
-	if cfg.QEMU == nil || cfg.QEMU.Kernel == "" {
-		return nil, fmt.Errorf("the qemu provider needs a kernel: --kernel NAME (see 'cnilab kernels list')")
-	}
-	k, err := fetchKernel(ctx, cfg.QEMU.Kernel, a.progress)
-	if err != nil {
-		return nil, err
-	}
-	cfg.QEMU.Release, cfg.QEMU.Vmlinuz, cfg.QEMU.ModulesDir = k.Release, k.Vmlinuz, k.ModulesDir
-	c, err := a.p.Create(ctx, cfg, a.progress)
-	if err != nil {
-		return nil, err
-	}
-	return &netnsCluster{c}, nil
+	return a.create(ctx, "qemu", opts, func(cfg *config.Config) error {
+		if cfg.QEMU == nil || cfg.QEMU.Kernel == "" {
+			return fmt.Errorf("the qemu provider needs a kernel: --kernel NAME (see 'cnilab kernels list')")
+		}
+		k, err := fetchKernel(ctx, cfg.QEMU.Kernel, a.progress)
+		if err != nil {
+			return err
+		}
+		cfg.QEMU.Release, cfg.QEMU.Vmlinuz, cfg.QEMU.ModulesDir = k.Release, k.Vmlinuz, k.ModulesDir
+		return nil
+	})
 }
 
 func fetchKernel(ctx context.Context, name string, progress io.Writer) (kernels.Kernel, error) {
@@ -117,4 +127,23 @@ func CollectLogs(ctx context.Context, c Cluster, dst string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ReadLog returns the log of one of the lab's daemons ("flanneld-NODE",
+// "cnilab-agent-NODE", "node-role-NODE", "kube-apiserver", …), from the VM
+// that runs it when the lab is a qemu lab and it runs there.
+func ReadLog(ctx context.Context, c Cluster, node, daemon string) ([]byte, error) {
+	nc, ok := c.(*netnsCluster)
+	if !ok {
+		return nil, fmt.Errorf("provider %s keeps no logs here", c.Provider())
+	}
+	cfg := nc.Config()
+	if cfg.QEMU != nil && node != "" {
+		return qemuprovider.ReadGuestLog(ctx, cfg, node, daemon)
+	}
+	b, err := os.ReadFile(filepath.Join(cfg.Dir(), "logs", filepath.Base(daemon)+".log"))
+	if err != nil {
+		return nil, fmt.Errorf("log of %s: %w", daemon, err)
+	}
+	return b, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"debug/elf"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,20 +12,12 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cnilab/cnilab/kernels/modinfo"
 )
 
 // modulesList names the modules to load, one a line, dependencies first.
 const modulesList = "/etc/cnilab/modules"
-
-// canonicalModule spells a module name as the kernel does: dashes become
-// underscores, a module file suffix is dropped.
-func canonicalModule(name string) string {
-	name = filepath.Base(name)
-	for _, s := range []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"} {
-		name = strings.TrimSuffix(name, s)
-	}
-	return strings.ReplaceAll(name, "-", "_")
-}
 
 // parseModulesList returns the module names of a modules list: one a line,
 // blank lines and #-comments skipped.
@@ -36,7 +27,7 @@ func parseModulesList(b []byte) []string {
 	for sc.Scan() {
 		line, _, _ := strings.Cut(sc.Text(), "#")
 		if line = strings.TrimSpace(line); line != "" {
-			names = append(names, canonicalModule(line))
+			names = append(names, modinfo.Canonical(line))
 		}
 	}
 	return names
@@ -56,45 +47,15 @@ func moduleOrder(want []string, deps func(string) []string) []string {
 		}
 		state[name] = 1
 		for _, d := range deps(name) {
-			visit(canonicalModule(d))
+			visit(modinfo.Canonical(d))
 		}
 		state[name] = 2
 		order = append(order, name)
 	}
 	for _, w := range want {
-		visit(canonicalModule(w))
+		visit(modinfo.Canonical(w))
 	}
 	return order
-}
-
-// moduleDepends returns the depends= names of a module's .modinfo section.
-func moduleDepends(module []byte) ([]string, error) {
-	f, err := elf.NewFile(bytes.NewReader(module))
-	if err != nil {
-		return nil, fmt.Errorf("not an ELF module: %w", err)
-	}
-	defer f.Close()
-	sec := f.Section(".modinfo")
-	if sec == nil {
-		return nil, errors.New("no .modinfo section")
-	}
-	data, err := sec.Data()
-	if err != nil {
-		return nil, fmt.Errorf("read .modinfo: %w", err)
-	}
-	var deps []string
-	for _, field := range bytes.Split(data, []byte{0}) {
-		v, ok := bytes.CutPrefix(field, []byte("depends="))
-		if !ok {
-			continue
-		}
-		for _, d := range strings.Split(string(v), ",") {
-			if d = strings.TrimSpace(d); d != "" {
-				deps = append(deps, canonicalModule(d))
-			}
-		}
-	}
-	return deps, nil
 }
 
 // moduleFailure is a module that did not load.
@@ -122,7 +83,7 @@ func loadModules(release string) (loaded []string, failed []moduleFailure) {
 	files := map[string]string{}
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".ko") {
-			files[canonicalModule(p)] = p
+			files[modinfo.Canonical(p)] = p
 		}
 		return nil
 	})
@@ -139,12 +100,12 @@ func loadModules(release string) (loaded []string, failed []moduleFailure) {
 			return nil
 		}
 		data[name] = b
-		d, err := moduleDepends(b)
+		info, err := modinfo.Parse(b)
 		if err != nil {
 			readErr[name] = err
 			return nil
 		}
-		return d
+		return info.Depends()
 	}
 	order := moduleOrder(want, deps)
 
@@ -197,8 +158,8 @@ func loadModule(name string, files map[string]string, data map[string][]byte, re
 			return fmt.Errorf("read %s: %v", files[name], readErr[name])
 		}
 	}
-	d, _ := moduleDepends(b)
-	for _, dep := range d {
+	info, _ := modinfo.Parse(b)
+	for _, dep := range info.Depends() {
 		if bad[dep] {
 			return fmt.Errorf("not loaded: its dependency %s failed", dep)
 		}

@@ -18,7 +18,7 @@ import (
 
 func labCommand() *cobra.Command {
 	c := &cobra.Command{Use: "lab", Short: "Bring lab clusters up and down, and run commands in their pods"}
-	c.AddCommand(labUp(), labDown(), labList(), labKubeconfig(), labExec(), labNodeRole(), labPortForward(), labGuestRelay(), labCheckIsolation())
+	c.AddCommand(labUp(), labDown(), labList(), labKubeconfig(), labExec(), labNodeRole(), labPortForward(), labGuestRelay(), labCheckIsolation(), labLogs())
 	return c
 }
 
@@ -218,6 +218,34 @@ func labNodeRole() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&path, "config", "", "node role configuration (JSON)")
+	return c
+}
+
+func labLogs() *cobra.Command {
+	var name, node string
+	c := &cobra.Command{
+		Use:   "logs [--name LAB] [--node NODE] DAEMON",
+		Short: "Print the log of a lab daemon (kube-apiserver, flanneld-NODE, cnilab-agent-NODE, node-role-NODE, console-NODE …); --node reads it inside a qemu node",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := lab.NewProvider("netns", nil)
+			if err != nil {
+				return err
+			}
+			cl, err := p.Get(name)
+			if err != nil {
+				return err
+			}
+			b, err := lab.ReadLog(cmd.Context(), cl, node, args[0])
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(b)
+			return err
+		},
+	}
+	c.Flags().StringVar(&name, "name", config.DefaultName, "lab name")
+	c.Flags().StringVar(&node, "node", "", "read the log inside this node's VM (qemu provider)")
 	return c
 }
 

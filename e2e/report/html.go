@@ -204,12 +204,20 @@ func modes(c *cell) string {
 	return strings.Join(out, ", ")
 }
 
+// countCell is a cell of counts: "passed/ran", with "N skipped" below when
+// some were. Its class is pass, or part where some were skipped: the caller
+// sets any other.
+func countCell(passed, failed, skipped int) htmlCell {
+	h := htmlCell{Text: fmt.Sprintf("%d/%d", passed, passed+failed), Class: "pass"}
+	if skipped > 0 {
+		h.Sub, h.Class = fmt.Sprintf("%d skipped", skipped), "part"
+	}
+	return h
+}
+
 func summaryCell(c *cell) htmlCell {
 	ran := c.Passed + c.Failed
-	h := htmlCell{Text: fmt.Sprintf("%d/%d", c.Passed, ran)}
-	if c.Skipped > 0 {
-		h.Sub = fmt.Sprintf("%d skipped", c.Skipped)
-	}
+	h := countCell(c.Passed, c.Failed, c.Skipped)
 	var title []string
 	title = append(title, fmt.Sprintf("%s · %s: %d passed, %d failed, %d skipped", c.Kernel, c.CNI, c.Passed, c.Failed, c.Skipped))
 	for _, r := range c.Runs {
@@ -225,10 +233,6 @@ func summaryCell(c *cell) htmlCell {
 		h.Class = "skip"
 	case !c.OK():
 		h.Class = "fail"
-	case c.Skipped > 0:
-		h.Class = "part"
-	default:
-		h.Class = "pass"
 	}
 	h.Title = strings.Join(title, "\n")
 	return h
@@ -253,10 +257,8 @@ func checkCell(c *cell, col column) htmlCell {
 	}
 	a := c.aggregate(col)
 	ran := a.Passed + a.Failed
-	h := htmlCell{Text: fmt.Sprintf("%d/%d", a.Passed, ran), Agg: true}
-	if a.Skipped > 0 {
-		h.Sub = fmt.Sprintf("%d skipped", a.Skipped)
-	}
+	h := countCell(a.Passed, a.Failed, a.Skipped)
+	h.Agg = true
 	title := []string{where, fmt.Sprintf("%s: %d passed, %d failed, %d skipped of %d", col.Full, a.Passed, a.Failed, a.Skipped, len(col.Names))}
 	if a.Missing > 0 {
 		title[1] += fmt.Sprintf(" (%d not in this run)", a.Missing)
@@ -275,12 +277,7 @@ func checkCell(c *cell, col column) htmlCell {
 	case ran == 0 && a.Skipped == 0:
 		h.Class, h.Text = "none", ""
 	case ran == 0:
-		h.Class, h.Text = "skip", "skipped"
-		h.Sub = ""
-	case a.Skipped > 0:
-		h.Class = "part"
-	default:
-		h.Class = "pass"
+		h.Class, h.Text, h.Sub = "skip", "skipped", ""
 	}
 	h.Title = strings.Join(title, "\n")
 	return h

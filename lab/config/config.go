@@ -62,6 +62,9 @@ type QEMU struct {
 	// BootTimeout bounds the wait for a guest to answer on its control
 	// channel, in seconds.
 	BootTimeout int `json:"bootTimeout"`
+	// ExtraArgs are appended to every VM's QEMU command line (tests use
+	// "-S" to make a VM that never runs).
+	ExtraArgs []string `json:"extraArgs,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$`)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 
+	"github.com/cnilab/cnilab/lab/internal/atomicfile"
 	"github.com/cnilab/cnilab/lab/internal/netns"
 	"github.com/cnilab/cnilab/lab/internal/proc"
 )
@@ -31,14 +31,7 @@ type LocalHost struct {
 
 // WriteFile implements NodeHost, atomically.
 func (h LocalHost) WriteFile(_ context.Context, path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, data, mode)
 }
 
 // ReadFile implements NodeHost.

@@ -18,6 +18,8 @@ import (
 
 	"github.com/hashicorp/yamux"
 	"golang.org/x/sys/unix"
+
+	"github.com/cnilab/cnilab/lab/internal/atomicfile"
 )
 
 // LogDir is where the guest keeps the logs of the daemons it starts.
@@ -119,7 +121,7 @@ func command(req Request) (*exec.Cmd, error) {
 		}
 		argv = append([]string{"nsenter", "--net=" + filepath.Join("/run/netns", req.Netns), "--"}, argv...)
 	}
-	path, err := exec.LookPath(argv[0])
+	path, err := lookPath(argv[0], req.Env)
 	if err != nil {
 		return nil, err
 	}
@@ -171,14 +173,7 @@ func writeFile(path string, data []byte, mode os.FileMode) error {
 	if mode == 0 {
 		mode = 0o644
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, data, mode)
 }
 
 func dial(st net.Conn, req Request) {
@@ -210,4 +205,24 @@ func relay(a, b net.Conn) {
 	go cp(a, b)
 	go cp(b, a)
 	wg.Wait()
+}
+
+// lookPath finds name in the request's PATH when it gives one, else in the
+// server's.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return exec.LookPath(name)
+	}
+	for i := len(env) - 1; i >= 0; i-- {
+		if dirs, ok := strings.CutPrefix(env[i], "PATH="); ok {
+			for _, d := range filepath.SplitList(dirs) {
+				p := filepath.Join(d, name)
+				if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+					return p, nil
+				}
+			}
+			return "", fmt.Errorf("%s: not found in PATH %s", name, dirs)
+		}
+	}
+	return exec.LookPath(name)
 }

@@ -9,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/cnilab/cnilab/kernels/modinfo"
 )
 
 // DefaultModules are the kernel modules a lab guest loads (with their
@@ -70,6 +72,9 @@ type GuestOptions struct {
 	Modules []string
 	// CacheDir is where Build writes the archive.
 	CacheDir string
+	// HostPrograms are dynamically linked programs of this machine the
+	// guest needs, copied with their libraries (iptables for flanneld).
+	HostPrograms []HostProgram
 }
 
 // GuestSpec returns the spec of a lab guest's archive:
@@ -126,13 +131,27 @@ func GuestSpec(opts GuestOptions) (Spec, error) {
 		}
 	}
 
+	for _, p := range opts.HostPrograms {
+		files, err := hostProgramFiles(p)
+		if err != nil {
+			return spec, fmt.Errorf("initramfs: guest: %w", err)
+		}
+		spec.Files = append(spec.Files, files...)
+	}
+
 	want := opts.Modules
 	if want == nil {
 		want = DefaultModules
 	}
 	optional := map[string]bool{}
 	for _, m := range OptionalModules {
-		optional[CanonicalModule(m)] = true
+		optional[modinfo.Canonical(m)] = true
+	}
+	if len(opts.HostPrograms) > 0 {
+		want = append(append([]string(nil), want...), NetfilterModules...)
+		for _, m := range NetfilterModules {
+			optional[modinfo.Canonical(m)] = true
+		}
 	}
 	mods, rep, err := resolveModules(opts.ModulesDir, rel, want, optional)
 	if err != nil {

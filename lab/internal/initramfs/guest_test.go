@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cnilab/cnilab/kernels/modinfo/modinfotest"
 )
 
 // fakeGuestDirs makes host bin, tools and CNI dirs holding static ELF
@@ -14,7 +16,7 @@ import (
 func fakeGuestDirs(t *testing.T) GuestOptions {
 	t.Helper()
 	root := t.TempDir()
-	elfData := fakeModule(t, "x=y")
+	elfData := modinfotest.Module("x=y")
 	write := func(dir string, names ...string) string {
 		d := filepath.Join(root, dir)
 		if err := os.MkdirAll(d, 0o755); err != nil {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/cnilab/cnilab/kernels/modinfo"
 )
 
 // ModuleReport says what became of the kernel modules a guest asked for.
@@ -41,33 +42,6 @@ type NotFoundError struct {
 }
 
 func (e *NotFoundError) Error() string { return e.msg }
-
-// moduleSuffixes are the module file name endings, in order of preference
-// when a module exists in more than one form.
-var moduleSuffixes = []string{".ko", ".ko.zst", ".ko.xz", ".ko.gz"}
-
-// CanonicalModule returns a module name as the kernel spells it: dashes
-// become underscores, and any module file suffix is dropped.
-func CanonicalModule(name string) string {
-	name = path.Base(name)
-	for _, s := range moduleSuffixes {
-		if strings.HasSuffix(name, s) {
-			name = strings.TrimSuffix(name, s)
-			break
-		}
-	}
-	return strings.ReplaceAll(name, "-", "_")
-}
-
-// moduleSuffix returns the module suffix of a file name, or "".
-func moduleSuffix(name string) string {
-	for i := len(moduleSuffixes) - 1; i >= 0; i-- { // longest first
-		if strings.HasSuffix(name, moduleSuffixes[i]) {
-			return moduleSuffixes[i]
-		}
-	}
-	return ""
-}
 
 // Modules resolves the wanted modules of the kernel whose modules directory
 // (…/lib/modules/<release>) is modulesDir, and their dependencies, read from
@@ -99,8 +73,8 @@ func scanModules(modulesDir, release string) (*kernelModules, error) {
 	if st, err := os.Stat(root); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("initramfs: modules of kernel %s: %s is not a modules directory (no kernel/ inside)", release, modulesDir)
 	}
-	rank := map[string]int{}
-	for i, s := range moduleSuffixes {
+	rank := map[string]int{} // by preference: the order of modinfo.Suffixes
+	for i, s := range modinfo.Suffixes {
 		rank[s] = i
 	}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -110,7 +84,7 @@ func scanModules(modulesDir, release string) (*kernelModules, error) {
 		if d.IsDir() {
 			return nil
 		}
-		suf := moduleSuffix(d.Name())
+		suf := modinfo.Suffix(d.Name())
 		if suf == "" {
 			return nil
 		}
@@ -118,8 +92,8 @@ func scanModules(modulesDir, release string) (*kernelModules, error) {
 		if err != nil {
 			return err
 		}
-		name := CanonicalModule(d.Name())
-		if old, ok := km.files[name]; ok && rank[moduleSuffix(old)] <= rank[suf] {
+		name := modinfo.Canonical(d.Name())
+		if old, ok := km.files[name]; ok && rank[modinfo.Suffix(old)] <= rank[suf] {
 			return nil
 		}
 		km.files[name] = filepath.ToSlash(relPath)
@@ -139,7 +113,7 @@ func scanModules(modulesDir, release string) (*kernelModules, error) {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			if line := strings.TrimSpace(sc.Text()); line != "" {
-				km.builtin[CanonicalModule(line)] = true
+				km.builtin[modinfo.Canonical(line)] = true
 			}
 		}
 		if err := sc.Err(); err != nil {
@@ -187,26 +161,26 @@ func resolveModules(modulesDir, release string, want []string, optional map[stri
 		if err != nil {
 			return fmt.Errorf("initramfs: module %s of kernel %s: %w", name, release, err)
 		}
-		info, err := ModInfo(data)
+		info, err := modinfo.Parse(data)
 		if err != nil {
 			return fmt.Errorf("initramfs: module %s of kernel %s (%s): %w", name, release, rel, err)
 		}
 		if vm := strings.Fields(info["vermagic"]); len(vm) > 0 && vm[0] != release {
 			return fmt.Errorf("initramfs: module %s (%s) was built for kernel %s, not %s", name, rel, vm[0], release)
 		}
-		for _, dep := range ModuleDepends(info) {
+		for _, dep := range info.Depends() {
 			if err := visit(dep, append(chain, name)); err != nil {
 				return err
 			}
 		}
 		state[name] = 2
-		plain := strings.TrimSuffix(rel, moduleSuffix(rel)) + ".ko"
+		plain := strings.TrimSuffix(rel, modinfo.Suffix(rel)) + ".ko"
 		files = append(files, File{Path: path.Join("/lib/modules", release, plain), Kind: KindFile, Mode: 0o644, Data: data})
 		rep.Order = append(rep.Order, name)
 		return nil
 	}
 	for _, w := range want {
-		name := CanonicalModule(w)
+		name := modinfo.Canonical(w)
 		if name == "" {
 			return nil, rep, fmt.Errorf("initramfs: empty module name in %q", want)
 		}
@@ -241,7 +215,7 @@ func readModule(p string) ([]byte, error) {
 		return nil, err
 	}
 	var r io.Reader
-	switch moduleSuffix(p) {
+	switch modinfo.Suffix(p) {
 	case ".ko":
 		return raw, nil
 	case ".ko.xz":
@@ -271,46 +245,4 @@ func readModule(p string) ([]byte, error) {
 		return nil, fmt.Errorf("decompress %s: %w", p, err)
 	}
 	return data, nil
-}
-
-// ModInfo returns the key=value fields of a module's ELF .modinfo section.
-// A key that appears more than once (alias, parm…) keeps its values joined
-// by newlines.
-func ModInfo(module []byte) (map[string]string, error) {
-	f, err := elf.NewFile(bytes.NewReader(module))
-	if err != nil {
-		return nil, fmt.Errorf("not an ELF module: %w", err)
-	}
-	defer f.Close()
-	sec := f.Section(".modinfo")
-	if sec == nil {
-		return nil, errors.New("no .modinfo section")
-	}
-	data, err := sec.Data()
-	if err != nil {
-		return nil, fmt.Errorf("read .modinfo: %w", err)
-	}
-	info := map[string]string{}
-	for _, field := range bytes.Split(data, []byte{0}) {
-		k, v, ok := strings.Cut(string(field), "=")
-		if !ok {
-			continue
-		}
-		if old, dup := info[k]; dup {
-			v = old + "\n" + v
-		}
-		info[k] = v
-	}
-	return info, nil
-}
-
-// ModuleDepends returns the canonical names in a module's depends= field.
-func ModuleDepends(info map[string]string) []string {
-	var deps []string
-	for _, d := range strings.Split(info["depends"], ",") {
-		if d = strings.TrimSpace(d); d != "" {
-			deps = append(deps, CanonicalModule(d))
-		}
-	}
-	return deps
 }

@@ -3,11 +3,9 @@ package initramfs
 import (
 	"bytes"
 	"compress/gzip"
-	"debug/elf"
-	"encoding/binary"
 	"errors"
+	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -15,88 +13,37 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/cnilab/cnilab/kernels/modinfo"
+	"github.com/cnilab/cnilab/kernels/modinfo/modinfotest"
 )
 
-// fakeModule returns a minimal ELF64 relocatable object whose only content
-// is a .modinfo section holding the given key=value fields, like a kernel
-// module's.
-func fakeModule(t *testing.T, fields ...string) []byte {
-	t.Helper()
-	modinfo := []byte(strings.Join(fields, "\x00") + "\x00")
-	shstrtab := []byte("\x00.modinfo\x00.shstrtab\x00")
-	const ehdrSize, shdrSize = 64, 64
-	modinfoOff := uint64(ehdrSize)
-	shstrOff := modinfoOff + uint64(len(modinfo))
-	shOff := (shstrOff + uint64(len(shstrtab)) + 7) &^ 7
-
-	var b bytes.Buffer
-	var ident [elf.EI_NIDENT]byte
-	copy(ident[:], elf.ELFMAG)
-	ident[elf.EI_CLASS] = byte(elf.ELFCLASS64)
-	ident[elf.EI_DATA] = byte(elf.ELFDATA2LSB)
-	ident[elf.EI_VERSION] = byte(elf.EV_CURRENT)
-	hdr := elf.Header64{
-		Ident:     ident,
-		Type:      uint16(elf.ET_REL),
-		Machine:   uint16(elf.EM_X86_64),
-		Version:   uint32(elf.EV_CURRENT),
-		Shoff:     shOff,
-		Ehsize:    ehdrSize,
-		Shentsize: shdrSize,
-		Shnum:     3,
-		Shstrndx:  2,
-	}
-	must := func(err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(binary.Write(&b, binary.LittleEndian, hdr))
-	b.Write(modinfo)
-	b.Write(shstrtab)
-	b.Write(make([]byte, int(shOff)-b.Len()))
-	for _, sh := range []elf.Section64{
-		{},
-		{Name: 1, Type: uint32(elf.SHT_PROGBITS), Flags: uint64(elf.SHF_ALLOC), Off: modinfoOff, Size: uint64(len(modinfo)), Addralign: 1},
-		{Name: 10, Type: uint32(elf.SHT_STRTAB), Off: shstrOff, Size: uint64(len(shstrtab)), Addralign: 1},
-	} {
-		must(binary.Write(&b, binary.LittleEndian, sh))
-	}
-	return b.Bytes()
-}
-
+// compress returns data as a module file ending in suffix holds it.
 func compress(t *testing.T, suffix string, data []byte) []byte {
 	t.Helper()
 	var b bytes.Buffer
+	var w io.WriteCloser
+	var err error
 	switch suffix {
 	case ".ko":
 		return data
 	case ".ko.xz":
-		w, err := xz.NewWriter(&b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(data)
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
+		w, err = xz.NewWriter(&b)
 	case ".ko.zst":
-		w, err := zstd.NewWriter(&b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(data)
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
+		w, err = zstd.NewWriter(&b)
 	case ".ko.gz":
-		w := gzip.NewWriter(&b)
-		w.Write(data)
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
+		w = gzip.NewWriter(&b)
 	default:
 		t.Fatalf("suffix %s", suffix)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
 	return b.Bytes()
 }
@@ -115,15 +62,15 @@ func fakeModulesDir(t *testing.T, mods []fakeMod, builtin ...string) (string, ma
 	dir := filepath.Join(t.TempDir(), "lib", "modules", fakeRelease)
 	plain := map[string][]byte{}
 	for _, m := range mods {
-		name := CanonicalModule(m.path)
-		elfData := fakeModule(t, "license=GPL", "depends="+m.depends, "retpoline=Y", "intree=Y",
+		name := modinfo.Canonical(m.path)
+		elfData := modinfotest.Module("license=GPL", "depends="+m.depends, "retpoline=Y", "intree=Y",
 			"name="+name, "vermagic="+fakeRelease+" SMP mod_unload modversions ")
 		plain[name] = elfData
 		p := filepath.Join(dir, "kernel", m.path)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, compress(t, moduleSuffix(m.path), elfData), 0o644); err != nil {
+		if err := os.WriteFile(p, compress(t, modinfo.Suffix(m.path), elfData), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -138,25 +85,6 @@ func fakeModulesDir(t *testing.T, mods []fakeMod, builtin ...string) (string, ma
 		t.Fatal(err)
 	}
 	return dir, plain
-}
-
-func TestModInfo(t *testing.T) {
-	info, err := ModInfo(fakeModule(t, "alias=a", "depends=b,c-d", "alias=b", "name=x"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info["alias"] != "a\nb" || info["name"] != "x" {
-		t.Fatalf("info %q", info)
-	}
-	if got := ModuleDepends(info); !reflect.DeepEqual(got, []string{"b", "c_d"}) {
-		t.Fatalf("depends %q", got)
-	}
-	if got := ModuleDepends(map[string]string{"depends": ""}); got != nil {
-		t.Fatalf("empty depends: %q", got)
-	}
-	if _, err := ModInfo([]byte("not an elf")); err == nil {
-		t.Fatal("no error for garbage")
-	}
 }
 
 func TestModules(t *testing.T) {
@@ -241,39 +169,6 @@ func TestModulesCycleAndVermagic(t *testing.T) {
 	}
 }
 
-// TestModInfoFromCompiler checks ModInfo on an object the C compiler made,
-// the way the kernel build puts MODULE_INFO strings in .modinfo.
-func TestModInfoFromCompiler(t *testing.T) {
-	cc, err := exec.LookPath("gcc")
-	if err != nil {
-		t.Skip("gcc is not installed; TestModInfo covers a hand-made ELF")
-	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "m.c")
-	code := `__attribute__((section(".modinfo"), used)) static const char a[] = "depends=b,c-x";
-__attribute__((section(".modinfo"), used)) static const char n[] = "name=m";
-int f(void) { return 0; }
-`
-	if err := os.WriteFile(src, []byte(code), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	obj := filepath.Join(dir, "m.ko")
-	if out, err := exec.Command(cc, "-c", "-o", obj, src).CombinedOutput(); err != nil {
-		t.Skipf("gcc -c failed: %v\n%s", err, out)
-	}
-	data, err := os.ReadFile(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := ModInfo(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := ModuleDepends(info); !reflect.DeepEqual(got, []string{"b", "c_x"}) || info["name"] != "m" {
-		t.Fatalf("depends %q, info %q", got, info)
-	}
-}
-
 // realModulesDirs are the Debian kernels' module directories present on this
 // machine: those fetched into _output/kernels, and CNILAB_TEST_MODULES_DIR.
 func realModulesDirs() []string {
@@ -303,7 +198,7 @@ func TestModulesRealKernel(t *testing.T) {
 			var size int
 			for _, f := range files {
 				size += len(f.Data)
-				if _, err := ModInfo(f.Data); err != nil {
+				if _, err := modinfo.Parse(f.Data); err != nil {
 					t.Errorf("%s: %v", f.Path, err)
 				}
 			}
@@ -314,8 +209,8 @@ func TestModulesRealKernel(t *testing.T) {
 				pos[m] = i
 			}
 			for i, f := range files {
-				info, _ := ModInfo(f.Data)
-				for _, d := range ModuleDepends(info) {
+				info, _ := modinfo.Parse(f.Data)
+				for _, d := range info.Depends() {
 					if j, ok := pos[d]; ok && j >= i {
 						t.Errorf("%s loads before its dependency %s", order[i], d)
 					}

@@ -77,6 +77,11 @@ func (p Provider) Create(ctx context.Context, cfg config.Config, progress io.Wri
 		fmt.Fprintf(progress, " • %s ...\n", s.name)
 		if err := s.fn(ctx); err != nil {
 			fmt.Fprintf(progress, " ✗ %s: %v\n   cleaning up lab %q\n", s.name, err, cfg.Name)
+			if lc, ok := backend.(logCollector); ok {
+				lctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				_ = lc.CollectLogs(lctx, cfg) // best effort: the nodes may be what failed
+				cancel()
+			}
 			if kept, kerr := keepLogs(cfg); kerr == nil && kept != "" {
 				err = fmt.Errorf("%w (logs kept in %s)", err, kept)
 			}
@@ -89,6 +94,12 @@ func (p Provider) Create(ctx context.Context, cfg config.Config, progress io.Wri
 	}
 	fmt.Fprintf(progress, "Lab %q is up in %.1fs; API server at https://127.0.0.1:%d\n", cfg.Name, time.Since(start).Seconds(), cfg.APIPort)
 	return c, nil
+}
+
+// logCollector is a backend whose nodes keep logs of their own (VMs); they
+// are copied into the lab's log directory before a failed bring-up removes it.
+type logCollector interface {
+	CollectLogs(ctx context.Context, cfg config.Config) error
 }
 
 // keepLogs copies the lab's logs out of its state directory before a failed
@@ -305,8 +316,6 @@ func (b *bringUp) installCNI(ctx context.Context) error {
 	env := cni.Env{
 		Lab: b.cfg.Name, Dir: b.cfg.Dir(), ToolsDir: tools, BinDir: bin, CNIBinDir: cniBin,
 		ClusterCIDR: b.cfg.ClusterCIDR, Client: b.client, Progress: b.out,
-		// VM guests have no iptables; lab traffic never leaves the cluster.
-		NoIPMasq: b.cfg.Provider != "netns",
 		Kubeconfig: func(user string, groups ...string) ([]byte, error) {
 			return b.creds.KubeconfigData("cnilab-"+b.cfg.Name, b.creds.InternalServer, user, groups...)
 		},

@@ -36,7 +36,7 @@ const (
 	guestBin    = "/cnilab/bin"
 	guestTools  = "/cnilab/tools/bin"
 	guestCNIBin = "/cnilab/tools/cni/bin"
-	guestPath   = "PATH=" + guestBin + ":" + guestTools + ":" + guestCNIBin + ":/usr/bin:/bin"
+	guestPath   = "PATH=" + guestBin + ":" + guestTools + ":" + guestCNIBin + ":/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
 // Defaults for the VMs.

@@ -40,15 +40,25 @@ func tapName(i int) string { return fmt.Sprintf("tap-node-%d", i) }
 // and starts one relay and one VM per node; WaitNodes waits for them.
 func (backend) CreateNodes(ctx context.Context, cfg config.Config, progress io.Writer) error {
 	q := cfg.QEMU
+	var hostProgs []initramfs.HostProgram
+	if cfg.CNI == "flannel" {
+		// flanneld sets up its forward and masquerade rules with iptables.
+		ipt, err := initramfs.IptablesProgram()
+		if err != nil {
+			return err
+		}
+		hostProgs = append(hostProgs, ipt)
+	}
 	spec, err := initramfs.GuestSpec(initramfs.GuestOptions{
-		Init:       filepath.Join(cfg.BinDir, "cnilab-init"),
-		BinDir:     cfg.BinDir,
-		ToolsDir:   cfg.ToolsDir,
-		CNIBinDir:  cfg.CNIBinDir,
-		ModulesDir: q.ModulesDir,
-		Release:    q.Release,
-		Modules:    initramfs.DefaultModules,
-		CacheDir:   filepath.Join(filepath.Dir(cfg.BinDir), "initramfs"),
+		Init:         filepath.Join(cfg.BinDir, "cnilab-init"),
+		BinDir:       cfg.BinDir,
+		ToolsDir:     cfg.ToolsDir,
+		CNIBinDir:    cfg.CNIBinDir,
+		ModulesDir:   q.ModulesDir,
+		Release:      q.Release,
+		Modules:      initramfs.DefaultModules,
+		CacheDir:     filepath.Join(filepath.Dir(cfg.BinDir), "initramfs"),
+		HostPrograms: hostProgs,
 	})
 	if err != nil {
 		return fmt.Errorf("initramfs for kernel %s: %w", q.Kernel, err)
@@ -100,6 +110,7 @@ func (backend) CreateNodes(ctx context.Context, cfg config.Config, progress io.W
 			"-chardev", "socket,id=ctl,path=" + port + ",server=on,wait=off",
 			"-device", "virtserialport,chardev=ctl,name=cnilab.ctl",
 		}
+		args = append(args, q.ExtraArgs...)
 		vm, err := labns.Command(cfg.UnderlayNetns(), qemuBinary, args...)
 		if err != nil {
 			return err
@@ -284,6 +295,11 @@ func BootSeconds(cfg config.Config) map[string]float64 {
 	return out
 }
 
+// CollectLogs implements the netns provider's log collection for VMs.
+func (backend) CollectLogs(ctx context.Context, cfg config.Config) error {
+	return CollectGuestLogs(ctx, cfg)
+}
+
 // CollectGuestLogs copies the logs of the daemons the lab started in each VM
 // (node role, cnilab agent or flanneld) into the lab's log directory.
 func CollectGuestLogs(ctx context.Context, cfg config.Config) error {
@@ -306,4 +322,9 @@ func CollectGuestLogs(ctx context.Context, cfg config.Config) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ReadGuestLog returns the log of a daemon the lab started in node's VM.
+func ReadGuestLog(ctx context.Context, cfg config.Config, node, daemon string) ([]byte, error) {
+	return client(cfg, node).ReadFile(ctx, filepath.Join("/var/log/cnilab", daemon+".log"))
 }
