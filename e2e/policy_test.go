@@ -34,10 +34,20 @@ func policyCases() []pol.Case {
 // flannel does not, and the suite expects exactly that of it (the baseline).
 func enforcesPolicy(cni string) bool { return strings.HasPrefix(cni, "cnilab") }
 
-const (
-	policyProbeTimeout = time.Second
-	policyAttempts     = 4 // probes are repeated while policy propagates
-)
+const policyAttempts = 4 // probes are repeated while policy propagates
+
+// policyProbeTimeout is how long one probe waits for an answer:
+// CNILAB_PROBE_TIMEOUT (a Go duration) if set, else 1 s, or 3 s on the qemu
+// provider, whose emulated VMs (TCG) answer a burst of 300 probes slowly.
+func policyProbeTimeout() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("CNILAB_PROBE_TIMEOUT")); err == nil && d > 0 {
+		return d
+	}
+	if EnvFromOS().Provider == "qemu" {
+		return 3 * time.Second
+	}
+	return time.Second
+}
 
 var _ = Describe("NetworkPolicy", Label("policy"), Ordered, ContinueOnFailure, func() {
 	var model, dirtyModel pol.Model
@@ -100,7 +110,7 @@ var _ = Describe("NetworkPolicy", Label("policy"), Ordered, ContinueOnFailure, f
 					for _, pp := range pps {
 						rs = append(rs, expected.Reachability(pp))
 					}
-					Expect(ProbeMatrix(ctx, cluster, state.Model, rs, policyProbeTimeout)).To(Succeed())
+					Expect(ProbeMatrix(ctx, cluster, state.Model, rs, policyProbeTimeout())).To(Succeed())
 					if mismatches(rs) == 0 {
 						if !baseline && step.ActionName() != "probe" {
 							recordEnforcement(time.Since(applied))
