@@ -351,12 +351,19 @@ func TestAgentDaemonSet(t *testing.T) {
 		t.Errorf("install-cni: command %v, mounts %+v: want the host's /opt/cni/bin as its argument", spec.InitContainers[0].Command, initMounts)
 	}
 
-	// Probes reach the agent's metrics listener on the node's loopback.
+	// Probes reach the agent's TCP listener on the node's loopback:
+	// readiness is the agent's /healthz (503 until reconciled); liveness and
+	// startup only ask that the process answers (/metrics), so an agent
+	// waiting for its node's PodCIDR is not restarted for it.
 	host, port, _ := net.SplitHostPort(manifests.MetricsAddress)
 	if args["metrics-address"] != manifests.MetricsAddress {
 		t.Errorf("--metrics-address=%s, want %s", args["metrics-address"], manifests.MetricsAddress)
 	}
-	for name, p := range map[string]*corev1.Probe{"startup": agent.StartupProbe, "liveness": agent.LivenessProbe, "readiness": agent.ReadinessProbe} {
+	for name, pp := range map[string]struct {
+		probe *corev1.Probe
+		path  string
+	}{"startup": {agent.StartupProbe, "/metrics"}, "liveness": {agent.LivenessProbe, "/metrics"}, "readiness": {agent.ReadinessProbe, "/healthz"}} {
+		p := pp.probe
 		if p == nil || p.HTTPGet == nil {
 			t.Errorf("%s probe %+v: want an HTTP probe", name, p)
 			continue
@@ -364,16 +371,21 @@ func TestAgentDaemonSet(t *testing.T) {
 		if p.HTTPGet.Host != host || p.HTTPGet.Port.String() != port {
 			t.Errorf("%s probe on %s:%s, want %s", name, p.HTTPGet.Host, p.HTTPGet.Port.String(), manifests.MetricsAddress)
 		}
+		if p.HTTPGet.Path != pp.path {
+			t.Errorf("%s probe path %s, want %s", name, p.HTTPGet.Path, pp.path)
+		}
 	}
 }
 
-func TestAgentRBACReadsOnly(t *testing.T) {
+func TestAgentRBAC(t *testing.T) {
 	objs := typed(t, render(t, manifests.Options{}))
 	cr := get[*rbacv1.ClusterRole](t, objs, "ClusterRole cnilab-agent")
-	// What datapath/agent's informers and Get read; it writes nothing.
+	// What datapath/agent's informers and Get read, and its one write: the
+	// status annotation on its Node, a patch of nodes/status.
 	want := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"nodes", "pods", "namespaces"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"nodes/status"}, Verbs: []string{"patch"}},
 	}
 	if got, _ := json.Marshal(cr.Rules); string(got) != string(must(json.Marshal(want))) {
 		t.Errorf("cnilab-agent rules %s, want %s", got, must(json.Marshal(want)))

@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,12 +18,18 @@ import (
 
 var version = "dev"
 
-func main() {
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run is the agent's main: it returns the exit status, 2 for a bad command
+// line or configuration (no usable Kubernetes client among them), 1 when the
+// agent stops on an error.
+func run(args []string, stdout, stderr io.Writer) int {
 	var cfg agent.Config
 	var showVersion bool
 	fs := flag.NewFlagSet("cnilab-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.NodeName, "node-name", os.Getenv("NODE_NAME"), "this node's Kubernetes name")
-	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig (empty: in-cluster)")
+	fs.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig (empty: the in-cluster configuration of the pod's ServiceAccount)")
 	fs.StringVar(&cfg.RoutingMode, "routing-mode", agent.RoutingNative, "native or vxlan")
 	fs.StringVar(&cfg.UnderlayDevice, "underlay-device", "eth0", "the node's device toward other nodes")
 	fs.StringVar(&cfg.StateDir, "state-dir", "/var/lib/cnilab", "agent state")
@@ -30,25 +37,27 @@ func main() {
 	fs.StringVar(&cfg.Socket, "socket", "/run/cnilab/agent.sock", "unix socket of the node-local API")
 	fs.StringVar(&cfg.CNIConfDir, "cni-conf-dir", "/etc/cni/net.d", "where to write the CNI configuration once ready")
 	fs.StringVar(&cfg.IPAMDataDir, "ipam-data-dir", "/var/lib/cnilab/ipam", "the CNI plugin's IPAM state directory")
-	fs.StringVar(&cfg.MetricsAddress, "metrics-address", "127.0.0.1:9962", "TCP address for /metrics (empty: only on the socket)")
+	fs.StringVar(&cfg.MetricsAddress, "metrics-address", "127.0.0.1:9962", "TCP address for /metrics and /healthz (empty: only on the socket)")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		os.Exit(2)
+	if err := fs.Parse(args); err != nil {
+		return 2
 	}
 	if showVersion {
-		fmt.Println("cnilab-agent", version)
-		return
+		fmt.Fprintln(stdout, "cnilab-agent", version)
+		return 0
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg.Version = version
+	log := slog.New(slog.NewTextHandler(stderr, nil))
 	a, err := agent.New(cfg, log)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "cnilab-agent: "+err.Error())
-		os.Exit(2)
+		fmt.Fprintln(stderr, "cnilab-agent: "+err.Error())
+		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := a.Run(ctx, agent.LoadDatapath); err != nil {
-		fmt.Fprintln(os.Stderr, "cnilab-agent: "+err.Error())
-		os.Exit(1)
+		fmt.Fprintln(stderr, "cnilab-agent: "+err.Error())
+		return 1
 	}
+	return 0
 }

@@ -18,10 +18,13 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"k8s.io/client-go/kubernetes"
-
-	"github.com/cnilab/cnilab/datapath/flows"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/cnilab/cnilab/datapath/api"
+	"github.com/cnilab/cnilab/datapath/flows"
 )
 
 // conntrackGCEvery is how often expired connections leave the CT map.
@@ -46,7 +49,8 @@ type Config struct {
 	CNIConfName    string // file name, default 05-cnilab.conflist
 	IPAMDataDir    string // the plugin's IPAM state, put in the CNI configuration
 	MTU            int    // of the underlay; pods get it less the tunnel overhead
-	MetricsAddress string // TCP address of /metrics inside the node ("" = only on the socket)
+	MetricsAddress string // TCP address of /metrics and /healthz inside the node ("" = only on the socket)
+	Version        string // the agent's build version, published in its status (default "dev")
 }
 
 // Validate names the first bad field.
@@ -71,8 +75,17 @@ type Agent struct {
 	client kubernetes.Interface
 	dp     Datapath
 
+	kernel string // uname -r
+
+	// statusKick asks the status publisher to write now (readiness changed).
+	statusKick chan struct{}
+	// statusMinInterval and statusRefresh pace the publisher (the api
+	// package's AgentStatusMinInterval and AgentStatusRefresh; tests shorten them).
+	statusMinInterval, statusRefresh time.Duration
+
 	mu        sync.Mutex
 	ready     bool
+	phase     string // what a not-ready agent is doing, for its published status
 	started   time.Time
 	podCIDR   netip.Prefix
 	gateway   netip.Addr
@@ -85,8 +98,25 @@ type Agent struct {
 	overlay   int // vxlan ifindex, 0 in native mode
 }
 
-// New builds an agent; Run starts it.
+// New builds an agent and its Kubernetes client; Run starts it.
 func New(cfg Config, log *slog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	rc, err := restConfig(cfg.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	rc.UserAgent = "cnilab-agent/" + cfg.NodeName
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("agent: client: %w", err)
+	}
+	return newAgent(cfg, log, client)
+}
+
+// newAgent builds an agent around a client (tests pass a fake one).
+func newAgent(cfg Config, log *slog.Logger, client kubernetes.Interface) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -96,29 +126,83 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if cfg.MTU == 0 {
 		cfg.MTU = 1500
 	}
-	a := &Agent{cfg: cfg, log: log, started: time.Now(), endpoints: map[string]*endpointRecord{}, remotes: map[string]remoteNode{}}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	a := &Agent{cfg: cfg, log: log, client: client, started: time.Now(), kernel: kernelRelease(),
+		statusKick: make(chan struct{}, 1), statusMinInterval: api.AgentStatusMinInterval, statusRefresh: api.AgentStatusRefresh,
+		phase: "starting", endpoints: map[string]*endpointRecord{}, remotes: map[string]remoteNode{}}
 	obs, err := newObserver()
 	if err != nil {
 		return nil, err
 	}
 	a.observe = obs
-	if cfg.Kubeconfig != "" {
-		rc, err := clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+	return a, nil
+}
+
+// inClusterConfig is rest.InClusterConfig; tests replace it.
+var inClusterConfig = rest.InClusterConfig
+
+// restConfig reads the kubeconfig, or without one the in-cluster
+// configuration (the pod's ServiceAccount token and the KUBERNETES_SERVICE_*
+// environment). It calls rest.InClusterConfig itself rather than
+// clientcmd.BuildConfigFromFlags("", ""), which does the same but logs
+// klog warnings and, when not in a cluster, ends in an unrelated error
+// about KUBERNETES_MASTER.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 		if err != nil {
-			return nil, fmt.Errorf("agent: kubeconfig %s: %w", cfg.Kubeconfig, err)
+			return nil, fmt.Errorf("agent: kubeconfig %s: %w", kubeconfig, err)
 		}
-		rc.UserAgent = "cnilab-agent/" + cfg.NodeName
-		if a.client, err = kubernetes.NewForConfig(rc); err != nil {
-			return nil, fmt.Errorf("agent: client: %w", err)
+		return rc, nil
+	}
+	rc, err := inClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("agent: no Kubernetes client configuration: --kubeconfig is empty and the in-cluster configuration is unusable (%w); "+
+			"run the agent in a pod with a ServiceAccount or pass --kubeconfig", err)
+	}
+	return rc, nil
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// setPhase records what a not-ready agent is doing; the publisher picks it
+// up on its next tick.
+func (a *Agent) setPhase(p string) {
+	a.mu.Lock()
+	a.phase = p
+	a.mu.Unlock()
+}
+
+// setReady changes readiness and, when it changed, has the status published
+// at once.
+func (a *Agent) setReady(ready bool) {
+	a.mu.Lock()
+	changed := a.ready != ready
+	a.ready = ready
+	a.mu.Unlock()
+	if changed {
+		select {
+		case a.statusKick <- struct{}{}:
+		default:
 		}
 	}
-	return a, nil
 }
 
 // Run brings the node's datapath up, serves the API, and keeps reconciling
 // until ctx ends. It never tears the datapath down: pods keep forwarding
 // while the agent is away.
-func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error)) error {
+func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error)) (err error) {
+	// Listeners, informers and loops end with Run, on an error too.
+	ctx, endRun := context.WithCancel(ctx)
+	defer endRun()
 	for _, d := range []string{a.cfg.StateDir, filepath.Dir(a.cfg.Socket)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("agent: %w", err)
@@ -138,10 +222,36 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 		_ = srv.Shutdown(sctx)
 		_ = os.Remove(a.cfg.Socket)
 	}()
+	// /healthz (503 until ready) and /metrics for the kubelet's probes and
+	// Prometheus, from the start: readiness is the agent's to say.
+	if a.cfg.MetricsAddress != "" {
+		if _, err := a.serveTCP(ctx, a.cfg.MetricsAddress); err != nil {
+			return err
+		}
+	}
+	a.setPhase("waiting for the node's podCIDR")
+	// Not ended by ctx: the last write must see the agent marked stopped.
+	pctx, stopPublishing := context.WithCancel(context.WithoutCancel(ctx))
+	published := make(chan struct{})
+	go func() { defer close(published); a.publishStatus(pctx) }()
+	// The publisher's last write (not ready, "stopped" and why) happens
+	// before Run returns.
+	defer func() {
+		phase := "stopped"
+		if err != nil && ctx.Err() == nil {
+			phase += ": " + err.Error()
+		}
+		a.mu.Lock()
+		a.ready, a.phase = false, phase
+		a.mu.Unlock()
+		stopPublishing()
+		<-published
+	}()
 
 	if err := a.waitOwnNode(ctx); err != nil {
 		return err
 	}
+	a.setPhase("setting up the node and loading the datapath")
 	if err := a.setupNode(); err != nil {
 		return err
 	}
@@ -156,11 +266,6 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 	a.log.Info("datapath loaded", "attach", dp.AttachMode(), "features", dp.Features())
 	a.observe.registry.MustRegister(flows.NewCollector(dp, a.observe.store))
 	defer a.saveFlows()
-	if a.cfg.MetricsAddress != "" {
-		if err := a.observe.serveMetrics(ctx, a.cfg.MetricsAddress); err != nil {
-			return err
-		}
-	}
 	if err := dp.AttachNetdev(a.underlay); err != nil {
 		return fmt.Errorf("agent: attach to %s: %w", a.cfg.UnderlayDevice, err)
 	}
@@ -169,6 +274,7 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 			return fmt.Errorf("agent: attach to the vxlan device: %w", err)
 		}
 	}
+	a.setPhase("restoring endpoints and compiling policy")
 	if err := a.restoreEndpoints(); err != nil {
 		return err
 	}
@@ -182,6 +288,7 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 	// Events wait in the pinned ring while the agent is away; read them
 	// once the first compilation can name their pods.
 	go a.observe.run(ctx, a, dp)
+	a.setPhase("syncing nodes")
 	synced := make(chan struct{})
 	go a.watchNodes(ctx, synced)
 	select {
@@ -192,9 +299,7 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 	if err := a.writeCNIConfig(); err != nil {
 		return err
 	}
-	a.mu.Lock()
-	a.ready = true
-	a.mu.Unlock()
+	a.setReady(true)
 	a.log.Info("agent ready", "node", a.cfg.NodeName, "podCIDR", a.podCIDR, "routing", a.cfg.RoutingMode)
 	gc := time.NewTicker(conntrackGCEvery)
 	defer gc.Stop()

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/kubernetes/fake"
+
 	"github.com/cnilab/cnilab/datapath/api"
 	"github.com/cnilab/cnilab/datapath/flows"
 )
@@ -46,8 +48,8 @@ func (f *fakeDatapath) UpsertEndpoint(ip netip.Addr, e EndpointEntry) error {
 
 func testAgent(t *testing.T, ready bool) (*Agent, *fakeDatapath) {
 	t.Helper()
-	a, err := New(Config{NodeName: "n1", StateDir: t.TempDir(), BPFFSDir: "/x", Socket: "/x.sock", RoutingMode: RoutingNative, UnderlayDevice: "eth0"},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := newAgent(Config{NodeName: "n1", StateDir: t.TempDir(), BPFFSDir: "/x", Socket: "/x.sock", RoutingMode: RoutingNative, UnderlayDevice: "eth0"},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), fake.NewClientset())
 	if err != nil {
 		t.Fatal(err)
 	}

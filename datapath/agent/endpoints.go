@@ -225,10 +225,14 @@ func (a *Agent) restoreEndpoints() error {
 		if err := a.install(a.dp, r); err != nil {
 			return fmt.Errorf("agent: restore %w", err)
 		}
+		// The status publisher and the socket's readers run meanwhile.
+		a.mu.Lock()
 		a.endpoints[ep.ContainerID] = r
+		a.mu.Unlock()
 	}
-	a.log.Info("restored endpoints", "count", len(a.endpoints))
+	a.mu.Lock()
+	n := len(a.endpoints)
+	a.mu.Unlock()
+	a.log.Info("restored endpoints", "count", n)
 	return nil
 }
-
-func unixWrite(path, v string) error { return os.WriteFile(path, []byte(v), 0o644) }

@@ -64,8 +64,11 @@ func (a *Agent) setupNode() error {
 	}
 	a.underlay = under.Attrs().Index
 	a.mtu = under.Attrs().MTU
-	if err := unixWrite("/proc/sys/net/ipv4/ip_forward", "1"); err != nil {
-		return fmt.Errorf("agent: enable ip_forward: %w", err)
+	// Pods reach other nodes and the node itself through the node's routes.
+	if changed, err := ensureSysctl("net.ipv4.ip_forward", "1"); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	} else if changed {
+		a.log.Info("enabled IPv4 forwarding", "sysctl", "net.ipv4.ip_forward")
 	}
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {

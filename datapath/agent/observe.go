@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"sync"
@@ -66,25 +63,6 @@ func (o *observer) run(ctx context.Context, a *Agent, dp Datapath) {
 			time.Sleep(time.Second)
 		}
 	}
-}
-
-// serveMetrics serves /metrics on a TCP address inside the node (loopback
-// of the node's network namespace).
-func (o *observer) serveMetrics(ctx context.Context, addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("agent: metrics on %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", flows.MetricsHandler(o.registry))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { <-ctx.Done(); _ = srv.Close() }()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return
-		}
-	}()
-	return nil
 }
 
 func (a *Agent) flowsFile() string { return a.cfg.StateDir + "/flows.jsonl" }

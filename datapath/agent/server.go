@@ -1,7 +1,11 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -36,6 +40,33 @@ func (a *Agent) server() *http.Server {
 	mux.Handle(api.PathFlows, flows.Handler(a.observe.store))
 	mux.Handle(api.PathMetrics, flows.MetricsHandler(a.observe.registry))
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+}
+
+// tcpServer is what the agent serves on its TCP address inside the node
+// (--metrics-address, the node's loopback): /healthz for the kubelet's
+// readiness probe, with the unix socket's semantics, and /metrics.
+func (a *Agent) tcpServer() *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+api.PathHealthz, a.handleHealthz)
+	mux.Handle(api.PathMetrics, flows.MetricsHandler(a.observe.registry))
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+}
+
+// serveTCP serves tcpServer on addr until ctx ends; it returns the address
+// it listens on.
+func (a *Agent) serveTCP(ctx context.Context, addr string) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("agent: listen on %s: %w", addr, err)
+	}
+	srv := a.tcpServer()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Warn("serve "+addr, "err", err)
+		}
+	}()
+	return ln.Addr(), nil
 }
 
 func (a *Agent) handleHealthz(w http.ResponseWriter, _ *http.Request) {

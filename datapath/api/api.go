@@ -4,7 +4,9 @@
 // both sides agree on one definition.
 package api
 
-// Paths served by the agent on its unix socket.
+// Paths served by the agent on its unix socket. PathHealthz and PathMetrics
+// are also served on its TCP address (--metrics-address), for the kubelet's
+// probes and Prometheus.
 const (
 	PathHealthz   = "/healthz"
 	PathStatus    = "/v1/status"

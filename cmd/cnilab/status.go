@@ -1,0 +1,187 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/cnilab/cnilab/datapath/api"
+	"github.com/cnilab/cnilab/lab/config"
+)
+
+func statusCommand() *cobra.Command {
+	var kubeconfig, name, output string
+	var wait bool
+	var timeout time.Duration
+	c := &cobra.Command{
+		Use:   "status [--kubeconfig PATH | --name LAB] [--wait [--timeout 5m]] [-o table|json]",
+		Short: "Show every node's cnilab agent as it publishes itself to the API server; fails unless all are ready",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := statusClient(kubeconfig, name)
+			if err != nil {
+				return usageError{err}
+			}
+			start := time.Now().Add(-time.Second)
+			ctx := cmd.Context()
+			var rows []statusRow
+			deadline := time.Now().Add(timeout)
+			for {
+				nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+				if err != nil {
+					return fmt.Errorf("list nodes: %w", err)
+				}
+				rows = statusRows(nodes.Items, time.Now())
+				if !wait || allReady(rows, start) || time.Now().After(deadline) {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(2 * time.Second):
+				}
+			}
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rows); err != nil {
+					return err
+				}
+			} else {
+				renderStatus(cmd.OutOrStdout(), rows, time.Now())
+			}
+			if ready := countReady(rows); ready != len(rows) || len(rows) == 0 {
+				if wait {
+					return fmt.Errorf("%d/%d agents ready after %s", ready, len(rows), timeout)
+				}
+				return fmt.Errorf("%d/%d agents ready", ready, len(rows))
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG, else the lab's)")
+	c.Flags().StringVar(&name, "name", config.DefaultName, "lab whose kubeconfig to use when no kubeconfig is given")
+	c.Flags().BoolVar(&wait, "wait", false, "wait until every agent is ready (and has reported since the command started)")
+	c.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
+	c.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return c
+}
+
+func statusClient(kubeconfig, lab string) (kubernetes.Interface, error) {
+	if kubeconfig == "" {
+		kubeconfig = os.Getenv("KUBECONFIG")
+	}
+	if kubeconfig == "" {
+		dir := os.Getenv("CNILAB_STATE_DIR")
+		if dir == "" {
+			dir = config.DefaultStateDir
+		}
+		kubeconfig = filepath.Join(dir, lab, "kubeconfig")
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	}
+	return kubernetes.NewForConfig(rc)
+}
+
+// statusRow is one node's agent as `cnilab status` shows it.
+type statusRow struct {
+	Node   string           `json:"node"`
+	State  string           `json:"state"` // ready, not ready, stale, no status, invalid
+	Detail string           `json:"detail,omitempty"`
+	Status *api.AgentStatus `json:"status"`
+}
+
+// statusRows reads every node's published agent status (pure: nodes and the
+// time in, rows out).
+func statusRows(nodes []corev1.Node, now time.Time) []statusRow {
+	var rows []statusRow
+	for _, n := range nodes {
+		r := statusRow{Node: n.Name}
+		s, ok, err := api.ParseAgentStatus(n.Annotations)
+		switch {
+		case !ok:
+			r.State, r.Detail = "no status", "agent not running or cannot patch nodes/status"
+		case err != nil:
+			r.State, r.Detail = "invalid", err.Error()
+		default:
+			r.Status = &s
+			switch age := now.Sub(s.Updated); {
+			case age > 2*api.AgentStatusRefresh:
+				r.State, r.Detail = "stale", "last report "+age.Round(time.Second).String()+" ago"
+			case !s.Ready:
+				r.State, r.Detail = "not ready", s.Phase
+			default:
+				r.State = "ready"
+			}
+		}
+		rows = append(rows, r)
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Node < rows[j].Node })
+	return rows
+}
+
+func countReady(rows []statusRow) int {
+	n := 0
+	for _, r := range rows {
+		if r.State == "ready" {
+			n++
+		}
+	}
+	return n
+}
+
+// allReady also asks that every report is newer than since, so a status
+// left by an earlier install does not count.
+func allReady(rows []statusRow, since time.Time) bool {
+	for _, r := range rows {
+		if r.State != "ready" || r.Status.Updated.Before(since.Truncate(time.Second)) {
+			return false
+		}
+	}
+	return len(rows) > 0
+}
+
+func renderStatus(w io.Writer, rows []statusRow, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tAGENT\tKERNEL\tATTACH\tROUTING\tFEATURES\tENDPOINTS\tPOLICIES\tVERSION\tUPDATED\tDETAIL")
+	for _, r := range rows {
+		s := r.Status
+		if s == nil {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t%s\n", r.Node, r.State, r.Detail)
+			continue
+		}
+		var feats []string
+		for k, v := range s.Features {
+			if v {
+				feats = append(feats, k)
+			}
+		}
+		sort.Strings(feats)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", r.Node, r.State, dash(s.Kernel), dash(s.AttachMode),
+			dash(s.RoutingMode), dash(strings.Join(feats, ",")), s.Endpoints, s.Policies, dash(s.Version),
+			now.Sub(s.Updated).Round(time.Second), r.Detail)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d/%d agents ready\n", countReady(rows), len(rows))
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
