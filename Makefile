@@ -8,7 +8,9 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 # make e2e parameters.
 PROVIDER ?= netns
-CNI ?= cnilab,flannel
+# PROVIDER=existing runs the suite on the cluster of KUBECONFIG (passed on as
+# CNILAB_KUBECONFIG), with its own pod network: CNI=existing.
+CNI ?= $(if $(filter existing,$(PROVIDER)),existing,cnilab$(comma)flannel)
 LABELS ?=
 NODES ?= 2
 E2E_TIMEOUT ?= 60m
@@ -26,7 +28,8 @@ PKGS_UNIT = $(shell $(GO) list ./... | grep -v '/e2e$$')
 all: build
 
 help:
-	@echo "make e2e   [PROVIDER=netns|qemu] [KERNELS='6.1 6.12'] [CNI=flannel[,…]] [LABELS=connectivity] [NODES=2]  run the suite"
+	@echo "make e2e   [PROVIDER=netns|qemu|kind] [KERNELS='6.1 6.12'] [CNI=flannel[,…]] [LABELS=connectivity] [NODES=2]  run the suite"
+	@echo "make e2e   PROVIDER=existing KUBECONFIG=PATH [LABELS=connectivity]  run the suite on a cluster that has its own CNI"
 	@echo "make test  the whole gate: format, vet, unit tests, and the connectivity suite on flannel"
 	@echo "make build every binary into _output/bin;  make tools  third-party binaries into _output/tools"
 	@echo "make lab-down  remove every lab on this machine (also after a killed run)"
@@ -74,6 +77,7 @@ e2e: build tools netns-dir
 		echo "=== e2e: provider=$$provider kernel=$${kernel:-host} cni=$$cni labels='$(E2E_LABELS)' ==="; \
 		CNILAB_E2E=1 CNILAB_PROVIDER=$$provider CNILAB_KERNEL=$$kernel CNILAB_CNI=$$cni CNILAB_NODES=$(NODES) \
 		CNILAB_LAB=$$lab CNILAB_OUTPUT=$(OUT) CNILAB_REPORT_DIR=$(REPORT) \
+		$(if $(filter existing,$(PROVIDER)),CNILAB_KUBECONFIG='$(KUBECONFIG)') \
 		$(BIN)/e2e.test -test.timeout=$(E2E_TIMEOUT) -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT) \
 			-ginkgo.label-filter='$(E2E_LABELS)' \
 			-ginkgo.junit-report=$(REPORT)/junit-$$id.xml \

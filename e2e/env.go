@@ -14,17 +14,21 @@ type Env struct {
 	LabName   string // CNILAB_LAB (e2e-<cni>)
 	Keep      bool   // CNILAB_KEEP=1 leaves the lab up after the run
 	ReportDir string // CNILAB_REPORT_DIR (_output/report)
+	// Kubeconfig is the existing provider's cluster: CNILAB_KUBECONFIG
+	// (empty: the provider's own default, KUBECONFIG or ~/.kube/config).
+	Kubeconfig string
 }
 
 // EnvFromOS reads the run configuration.
 func EnvFromOS() Env {
 	e := Env{
-		Provider:  getenv("CNILAB_PROVIDER", "netns"),
-		CNI:       getenv("CNILAB_CNI", "flannel"),
-		Nodes:     2,
-		Keep:      os.Getenv("CNILAB_KEEP") == "1",
-		Kernel:    os.Getenv("CNILAB_KERNEL"),
-		ReportDir: getenv("CNILAB_REPORT_DIR", "_output/report"),
+		Provider:   getenv("CNILAB_PROVIDER", "netns"),
+		CNI:        getenv("CNILAB_CNI", "flannel"),
+		Nodes:      2,
+		Keep:       os.Getenv("CNILAB_KEEP") == "1",
+		Kernel:     os.Getenv("CNILAB_KERNEL"),
+		ReportDir:  getenv("CNILAB_REPORT_DIR", "_output/report"),
+		Kubeconfig: os.Getenv("CNILAB_KUBECONFIG"),
 	}
 	if n, err := strconv.Atoi(os.Getenv("CNILAB_NODES")); err == nil {
 		e.Nodes = n

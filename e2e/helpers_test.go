@@ -1,5 +1,46 @@
 package e2e
 
-import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+import (
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/cnilab/cnilab/lab"
+	"github.com/cnilab/cnilab/lab/config"
+)
 
 var createOpts = metav1.CreateOptions{}
+
+// runsCnilab says whether the cluster's CNI is cnilab, as far as the suite
+// can tell: the lab installed it, or (CNI=existing) the cluster's provider
+// reaches a cnilab agent on its first node. why says what is missing.
+func runsCnilab() (yes bool, why string) {
+	cni := cluster.CNI()
+	switch {
+	case strings.HasPrefix(cni, "cnilab"):
+		return true, ""
+	case cni == config.ExistingCNI:
+		socks, ok := cluster.(lab.AgentSocketer)
+		if !ok {
+			return false, "the existing cluster exposes no cnilab agent to this machine: its CNI is its own, with no flows, metrics or datapath status to read here"
+		}
+		if _, err := socks.AgentSocket(cluster.Nodes()[0].Name); err != nil {
+			return false, "the existing cluster exposes no cnilab agent to this machine: " + err.Error()
+		}
+		return true, ""
+	}
+	return false, "not available: " + cni + " has no flow observability (the baseline's expected result)"
+}
+
+// cnilabAgents returns how to reach the cluster's cnilab agents (flows,
+// metrics), or why the specs that read them cannot run.
+func cnilabAgents() (lab.AgentSocketer, string) {
+	if ok, why := runsCnilab(); !ok {
+		return nil, why
+	}
+	socks, ok := cluster.(lab.AgentSocketer)
+	if !ok {
+		return nil, "provider " + cluster.Provider() + " cannot reach the cnilab agents' flows and metrics from this machine"
+	}
+	return socks, ""
+}

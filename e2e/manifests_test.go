@@ -118,7 +118,16 @@ var _ = Describe("Manifests", Label("manifests"), func() {
 				continue
 			}
 			Expect(apierrors.IsNotFound(err)).To(BeTrue(), "get namespace %s: %v", name, err)
-			Expect(apply(ctx, namespaces[name], false)).To(Succeed(), "create %s", manifests.Ref(namespaces[name]))
+			// Made for real, so labelled as the suite's (DeleteNamespace
+			// removes only those).
+			own := namespaces[name].DeepCopy()
+			l := own.GetLabels()
+			if l == nil {
+				l = map[string]string{}
+			}
+			maps.Copy(l, NamespaceLabels)
+			own.SetLabels(l)
+			Expect(apply(ctx, own, false)).To(Succeed(), "create %s", manifests.Ref(own))
 			DeferCleanup(func(ctx SpecContext) {
 				Expect(DeleteNamespace(ctx, client, name, 2*time.Minute)).To(Succeed())
 			}, NodeTimeout(3*time.Minute))

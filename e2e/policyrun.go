@@ -103,6 +103,10 @@ func setNamespaceLabels(ctx context.Context, c kubernetes.Interface, name string
 		return err
 	}
 	ns.Labels = map[string]string{"kubernetes.io/metadata.name": name}
+	// The suite's ownership labels stay: no policy case selects on them.
+	for k, v := range NamespaceLabels {
+		ns.Labels[k] = v
+	}
 	for k, v := range labels {
 		ns.Labels[k] = v
 	}

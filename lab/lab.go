@@ -77,15 +77,19 @@ func WithAPIPort(p int) Option { return func(c *config.Config) { c.APIPort = p }
 func WithConfig(cfg config.Config) Option { return func(c *config.Config) { *c = cfg } }
 
 // NewProvider returns the named provider; progress (may be nil) receives
-// bring-up progress lines.
+// bring-up progress lines. The existing provider's kubeconfig is given to
+// Create with WithKubeconfig, or comes from the environment (see
+// NewExistingProvider).
 func NewProvider(name string, progress io.Writer) (Provider, error) {
 	switch name {
 	case "netns", "":
 		return &netnsAdapter{p: netnsprovider.Provider{StateDir: stateDir()}, progress: progress}, nil
 	case "qemu":
 		return &qemuAdapter{netnsAdapter{p: netnsprovider.Provider{StateDir: stateDir()}, progress: progress}}, nil
-	case "kind", "existing":
-		return nil, fmt.Errorf("provider %q is not implemented yet: use netns", name)
+	case "kind":
+		return newKindAdapter(progress), nil
+	case "existing":
+		return NewExistingProvider("", progress), nil
 	}
 	return nil, fmt.Errorf("unknown provider %q: known providers are %v", name, config.Providers)
 }

@@ -95,10 +95,24 @@ func BootSeconds(c Cluster) map[string]float64 {
 	return qemuprovider.BootSeconds(nc.Config())
 }
 
+// labOf is the lab of this machine that runs c: c itself, or the lab behind
+// an existing cluster that is one (see localLabRunner).
+func labOf(c Cluster) Cluster {
+	if b, ok := c.(interface{ backingLab() Cluster }); ok {
+		return b.backingLab()
+	}
+	return c
+}
+
 // CollectLogs copies a lab's logs (control plane, node programs, VM consoles
-// and the daemons inside the VMs) into dst.
+// and the daemons inside the VMs) into dst: for a kind lab, kind's export of
+// its nodes' logs; for an existing cluster that is a lab of this machine,
+// that lab's.
 func CollectLogs(ctx context.Context, c Cluster, dst string) error {
-	nc, ok := c.(*netnsCluster)
+	if kc, ok := c.(*kindCluster); ok {
+		return newKindAdapter(nil).p.CollectLogs(kc.Name(), dst)
+	}
+	nc, ok := labOf(c).(*netnsCluster)
 	if !ok {
 		return fmt.Errorf("provider %s keeps no logs here", c.Provider())
 	}
@@ -133,7 +147,7 @@ func CollectLogs(ctx context.Context, c Cluster, dst string) error {
 // "cnilab-agent-NODE", "node-role-NODE", "kube-apiserver", …), from the VM
 // that runs it when the lab is a qemu lab and it runs there.
 func ReadLog(ctx context.Context, c Cluster, node, daemon string) ([]byte, error) {
-	nc, ok := c.(*netnsCluster)
+	nc, ok := labOf(c).(*netnsCluster)
 	if !ok {
 		return nil, fmt.Errorf("provider %s keeps no logs here", c.Provider())
 	}

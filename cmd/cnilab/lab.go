@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -23,25 +24,40 @@ func labCommand() *cobra.Command {
 }
 
 func labUp() *cobra.Command {
-	var provider, cni, name, kernel string
+	var provider, cni, name, kernel, kubeconfig, nodeImage string
 	var nodes, apiPort int
+	var retain bool
 	c := &cobra.Command{
 		Use:   "up",
 		Short: "Create a lab cluster; prints the kubeconfig path as its last line",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := lab.NewProvider(provider, cmd.ErrOrStderr())
+			p, err := labProvider(provider, kubeconfig, cmd.ErrOrStderr())
 			if err != nil {
 				return usageError{err}
 			}
+			// Defaults that depend on the provider: kind makes one control
+			// plane and two workers; an existing cluster keeps its own CNI.
+			if provider == "kind" && !cmd.Flags().Changed("nodes") {
+				nodes = config.DefaultKindNodes
+			}
+			if provider == "existing" && !cmd.Flags().Changed("cni") {
+				cni = config.ExistingCNI
+			}
 			cfg := config.Default()
 			cfg.Name, cfg.CNI, cfg.Nodes, cfg.APIPort, cfg.Provider = name, cni, nodes, apiPort, provider
-			if kernel != "" {
-				if provider != "qemu" {
-					return usageError{fmt.Errorf("--kernel is for the qemu provider; the %s provider runs the host's kernel", provider)}
+			for flag, want := range map[string]string{"kernel": "qemu", "retain": "kind", "kind-image": "kind", "kubeconfig": "existing"} {
+				if cmd.Flags().Changed(flag) && provider != want {
+					return usageError{fmt.Errorf("--%s is for the %s provider, not %s", flag, want, provider)}
 				}
+			}
+			if kernel != "" {
 				cfg.QEMU = &config.QEMU{Kernel: kernel}
 			}
+			if provider == "kind" {
+				cfg.Kind = &config.Kind{Retain: retain, NodeImage: nodeImage}
+			}
+			cfg.Kubeconfig = kubeconfig
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -54,25 +70,37 @@ func labUp() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&provider, "provider", config.DefaultProvider, "cluster provider: "+strings.Join(config.Providers, ", "))
-	c.Flags().StringVar(&cni, "cni", config.DefaultCNI, "pod network: "+strings.Join(config.CNIs, ", "))
+	c.Flags().StringVar(&cni, "cni", config.DefaultCNI, "pod network: "+strings.Join(config.CNIs, ", ")+" (existing: the cluster's own, the existing provider's default)")
 	c.Flags().StringVar(&name, "name", config.DefaultName, "lab name")
-	c.Flags().IntVar(&nodes, "nodes", config.DefaultNodes, "number of nodes")
+	c.Flags().IntVar(&nodes, "nodes", config.DefaultNodes, fmt.Sprintf("number of nodes (kind: default %d, one control plane and the rest workers; existing: the least number of Ready nodes)", config.DefaultKindNodes))
 	c.Flags().StringVar(&kernel, "kernel", "", "qemu provider: catalog kernel the VMs boot (see 'cnilab kernels list')")
 	c.Flags().IntVar(&apiPort, "api-port", 0, "loopback port for the API server (0: any free port)")
+	c.Flags().BoolVar(&retain, "retain", false, "kind provider: keep the cluster when its bring-up fails")
+	c.Flags().StringVar(&nodeImage, "kind-image", "", "kind provider: kindest/node image of the nodes (default: the kind release's)")
+	c.Flags().StringVar(&kubeconfig, "kubeconfig", "", "existing provider: kubeconfig of the cluster (default: $CNILAB_KUBECONFIG, $KUBECONFIG, ~/.kube/config)")
 	return c
 }
 
+// labProvider is the named provider; the existing provider's cluster is the
+// kubeconfig's.
+func labProvider(provider, kubeconfig string, progress io.Writer) (lab.Provider, error) {
+	if provider == "existing" {
+		return lab.NewExistingProvider(kubeconfig, progress), nil
+	}
+	return lab.NewProvider(provider, progress)
+}
+
 func labDown() *cobra.Command {
-	var name string
+	var name, provider, kubeconfig string
 	var all bool
 	c := &cobra.Command{
 		Use:   "down",
 		Short: "Remove a lab (or --all) and everything it made, also after a killed run",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := lab.NewProvider("netns", nil)
+			p, err := labProvider(provider, kubeconfig, cmd.ErrOrStderr())
 			if err != nil {
-				return err
+				return usageError{err}
 			}
 			if all {
 				if cmd.Flags().Changed("name") {
@@ -88,19 +116,22 @@ func labDown() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&name, "name", config.DefaultName, "lab name")
-	c.Flags().BoolVar(&all, "all", false, "remove every lab on this machine")
+	c.Flags().BoolVar(&all, "all", false, "remove every lab of the provider (netns and qemu: every lab on this machine)")
+	c.Flags().StringVar(&provider, "provider", config.DefaultProvider, "provider of the lab: netns (also removes qemu labs), kind, existing (removes only the namespaces the lab made)")
+	c.Flags().StringVar(&kubeconfig, "kubeconfig", "", "existing provider: kubeconfig of the cluster")
 	return c
 }
 
 func labList() *cobra.Command {
-	return &cobra.Command{
+	var provider, kubeconfig string
+	c := &cobra.Command{
 		Use:   "list",
 		Short: "List labs on this machine",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := lab.NewProvider("netns", nil)
+			p, err := labProvider(provider, kubeconfig, nil)
 			if err != nil {
-				return err
+				return usageError{err}
 			}
 			names, err := p.List()
 			if err != nil {
@@ -118,6 +149,9 @@ func labList() *cobra.Command {
 			return nil
 		},
 	}
+	c.Flags().StringVar(&provider, "provider", config.DefaultProvider, "provider of the labs: netns (and qemu), kind, existing")
+	c.Flags().StringVar(&kubeconfig, "kubeconfig", "", "existing provider: kubeconfig of the cluster")
+	return c
 }
 
 func labKubeconfig() *cobra.Command {

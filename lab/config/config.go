@@ -26,11 +26,20 @@ const (
 	MaxNodes           = 64
 )
 
-// Providers and CNIs the lab knows.
+// Providers and CNIs the lab knows. The CNI "existing" is the pod network an
+// existing cluster already has: the existing provider's only CNI, and no
+// other provider's.
 var (
-	Providers = []string{"netns", "qemu"}
-	CNIs      = []string{"flannel", "cnilab", "cnilab-vxlan"}
+	Providers = []string{"netns", "qemu", "kind", "existing"}
+	CNIs      = []string{"flannel", "cnilab", "cnilab-vxlan", "existing"}
 )
+
+// ExistingCNI is the CNI of the existing provider: whatever the cluster has.
+const ExistingCNI = "existing"
+
+// DefaultKindNodes is the kind provider's default size: one control plane
+// and two workers.
+const DefaultKindNodes = 3
 
 // Config describes one lab.
 type Config struct {
@@ -49,6 +58,23 @@ type Config struct {
 	NodeMask    int    `json:"nodeMask"`
 	// QEMU is set for the qemu provider.
 	QEMU *QEMU `json:"qemu,omitempty"`
+	// Kind holds the kind provider's settings.
+	Kind *Kind `json:"kind,omitempty"`
+	// Kubeconfig is, for the existing provider, the path of the cluster's
+	// kubeconfig ("" means CNILAB_KUBECONFIG, KUBECONFIG or ~/.kube/config).
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+}
+
+// Kind says how the kind provider makes its cluster.
+type Kind struct {
+	// Retain keeps the kind cluster when its bring-up fails, to look into.
+	Retain bool `json:"retain,omitempty"`
+	// NodeImage is the kindest/node image; "" is the kind release's default.
+	NodeImage string `json:"nodeImage,omitempty"`
+	// Image and ProbeImage are the cnilab and cnilab-probe images loaded into
+	// the nodes; "" means the manifests' defaults (what `make images` tags).
+	Image      string `json:"image,omitempty"`
+	ProbeImage string `json:"probeImage,omitempty"`
 }
 
 // QEMU says which kernel the qemu provider's VMs boot and how.
@@ -120,6 +146,18 @@ func (c Config) Validate() error {
 	}
 	if !contains(CNIs, c.CNI) {
 		return fmt.Errorf("unknown CNI %q: known CNIs are %s", c.CNI, strings.Join(CNIs, ", "))
+	}
+	if (c.CNI == ExistingCNI) != (c.Provider == "existing") {
+		if c.Provider == "existing" {
+			return fmt.Errorf("the existing provider runs on the cluster's own pod network: use CNI %q, not %q", ExistingCNI, c.CNI)
+		}
+		var installable []string
+		for _, n := range CNIs {
+			if n != ExistingCNI {
+				installable = append(installable, n)
+			}
+		}
+		return fmt.Errorf("CNI %q is only for the existing provider; the %s provider installs one of %s", ExistingCNI, c.Provider, strings.Join(installable, ", "))
 	}
 	if c.Nodes < 1 || c.Nodes > MaxNodes {
 		return fmt.Errorf("invalid node count %d: must be between 1 and %d", c.Nodes, MaxNodes)

@@ -19,6 +19,8 @@ func TestValidate(t *testing.T) {
 		{"long name", func(c *Config) { c.Name = strings.Repeat("a", 21) }, "invalid lab name"},
 		{"unknown provider", func(c *Config) { c.Provider = "vbox" }, `unknown provider "vbox"`},
 		{"unknown cni", func(c *Config) { c.CNI = "calico" }, `unknown CNI "calico"`},
+		{"existing cni elsewhere", func(c *Config) { c.CNI = ExistingCNI }, `CNI "existing" is only for the existing provider`},
+		{"existing provider with a cni", func(c *Config) { c.Provider = "existing" }, `use CNI "existing", not "flannel"`},
 		{"zero nodes", func(c *Config) { c.Nodes = 0 }, "invalid node count 0"},
 		{"too many nodes", func(c *Config) { c.Nodes = 65 }, "invalid node count 65"},
 		{"port", func(c *Config) { c.APIPort = 70000 }, "invalid API port"},
@@ -37,6 +39,21 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("want error containing %q, got %v", tc.want, err)
 			}
 		})
+	}
+}
+
+func TestValidateProviders(t *testing.T) {
+	for _, tc := range []struct{ provider, cni string }{
+		{"netns", "cnilab"}, {"qemu", "flannel"}, {"kind", "cnilab-vxlan"}, {"existing", ExistingCNI},
+	} {
+		c := Default()
+		c.Provider, c.CNI = tc.provider, tc.cni
+		if tc.provider == "qemu" {
+			c.QEMU = &QEMU{Kernel: "6.12"}
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s with %s: %v", tc.provider, tc.cni, err)
+		}
 	}
 }
 
