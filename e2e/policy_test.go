@@ -40,7 +40,15 @@ func enforcesPolicy(cni string) bool {
 	return strings.HasPrefix(cni, "cnilab") || cni == config.ExistingCNI
 }
 
-const policyAttempts = 4 // probes are repeated while policy propagates
+// policyAttempts is how often a step's probes are repeated while policy
+// propagates before a mismatch fails it: 4, or 8 on the qemu provider, whose
+// emulated VMs stall for seconds when the machine is busy.
+func policyAttempts() int {
+	if EnvFromOS().Provider == "qemu" {
+		return 8
+	}
+	return 4
+}
 
 // policyProbeTimeout is how long one probe waits for an answer:
 // CNILAB_PROBE_TIMEOUT (a Go duration) if set, else 1 s, or 3 s on the qemu
@@ -111,7 +119,7 @@ var _ = Describe("NetworkPolicy", Label("policy"), Ordered, ContinueOnFailure, f
 					expected = pol.NewState(state.Model) // flannel enforces nothing
 				}
 				var rs []*pol.Reachability
-				for attempt := 1; attempt <= policyAttempts; attempt++ {
+				for attempt := 1; attempt <= policyAttempts(); attempt++ {
 					rs = nil
 					for _, pp := range pps {
 						rs = append(rs, expected.Reachability(pp))
