@@ -161,11 +161,7 @@ func labKubeconfig() *cobra.Command {
 		Short: "Print the path of a lab's admin kubeconfig",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := lab.NewProvider("netns", nil)
-			if err != nil {
-				return err
-			}
-			cl, err := p.Get(name)
+			cl, err := findLab(name)
 			if err != nil {
 				return err
 			}
@@ -197,11 +193,7 @@ func labExec() *cobra.Command {
 			if len(argv) == 0 {
 				return usageError{fmt.Errorf("no command given after --")}
 			}
-			p, err := lab.NewProvider("netns", nil)
-			if err != nil {
-				return err
-			}
-			cl, err := p.Get(name)
+			cl, err := findLab(name)
 			if err != nil {
 				return err
 			}
@@ -262,11 +254,7 @@ func labLogs() *cobra.Command {
 		Short: "Print the log of a lab daemon (kube-apiserver, flanneld-NODE, cnilab-agent-NODE, node-role-NODE, console-NODE …); --node reads it inside a qemu node",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := lab.NewProvider("netns", nil)
-			if err != nil {
-				return err
-			}
-			cl, err := p.Get(name)
+			cl, err := findLab(name)
 			if err != nil {
 				return err
 			}
@@ -341,4 +329,14 @@ func labPortForward() *cobra.Command {
 	c.Flags().IntVar(&fd, "fd", 3, "inherited listener descriptor")
 	c.Flags().StringVar(&target, "target", "", "address to forward to")
 	return c
+}
+
+// findLab finds a lab on this machine by name, whatever its provider (netns
+// and qemu labs share one state layout).
+func findLab(name string) (lab.Cluster, error) {
+	p, err := lab.NewProvider("netns", nil)
+	if err != nil {
+		return nil, err
+	}
+	return p.Get(name)
 }

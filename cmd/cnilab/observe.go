@@ -42,11 +42,7 @@ func observeCommand() *cobra.Command {
 			if _, err := flows.ParseFilter(q); err != nil {
 				return usageError{err}
 			}
-			p, err := lab.NewProvider("netns", nil)
-			if err != nil {
-				return err
-			}
-			cl, err := p.Get(name)
+			cl, err := findLab(name)
 			if err != nil {
 				return err
 			}
