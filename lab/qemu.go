@@ -10,6 +10,7 @@ import (
 
 	"github.com/cnilab/cnilab/kernels"
 	"github.com/cnilab/cnilab/lab/config"
+	netnsprovider "github.com/cnilab/cnilab/lab/internal/providers/netns"
 	qemuprovider "github.com/cnilab/cnilab/lab/internal/providers/qemu"
 )
 
@@ -123,22 +124,8 @@ func CollectLogs(ctx context.Context, c Cluster, dst string) error {
 			errs = append(errs, err)
 		}
 	}
-	src := filepath.Join(cfg.Dir(), "logs")
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			continue
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
-			errs = append(errs, err)
-		}
+	if err := netnsprovider.CopyLogs(cfg, dst); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@
 package kube
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -129,4 +130,18 @@ func WriteKubeconfig(path string, data []byte) error {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	return nil
+}
+
+// DeleteListed removes every lab list names with del, and reports every
+// failure: the DeleteAll of providers whose labs live in a cluster.
+func DeleteListed(list func() ([]string, error), del func(string) error) error {
+	names, err := list()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		errs = append(errs, del(n))
+	}
+	return errors.Join(errs...)
 }

@@ -207,15 +207,7 @@ func (p Provider) Delete(name string) error {
 
 // DeleteAll removes every lab of this provider from the cluster.
 func (p Provider) DeleteAll() error {
-	names, err := p.List()
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, n := range names {
-		errs = append(errs, p.Delete(n))
-	}
-	return errors.Join(errs...)
+	return kube.DeleteListed(p.List, p.Delete)
 }
 
 // List names the labs on the cluster.

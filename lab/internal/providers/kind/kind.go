@@ -317,15 +317,7 @@ func (p Provider) List() ([]string, error) {
 
 // DeleteAll removes every kind lab.
 func (p Provider) DeleteAll() error {
-	names, err := p.List()
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, n := range names {
-		errs = append(errs, p.Delete(n))
-	}
-	return errors.Join(errs...)
+	return kube.DeleteListed(p.List, p.Delete)
 }
 
 // Name is the lab's name.

@@ -105,8 +105,7 @@ type logCollector interface {
 // keepLogs copies the lab's logs out of its state directory before a failed
 // bring-up removes it, so the failure can be read.
 func keepLogs(cfg config.Config) (string, error) {
-	src := filepath.Join(cfg.Dir(), "logs")
-	entries, err := os.ReadDir(src)
+	entries, err := os.ReadDir(filepath.Join(cfg.Dir(), "logs"))
 	if err != nil || len(entries) == 0 {
 		return "", err
 	}
@@ -114,16 +113,35 @@ func keepLogs(cfg config.Config) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := CopyLogs(cfg, dst); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+// CopyLogs copies every file of the lab's log directory into dst (made if
+// needed). A log that cannot be read is left out; failing to write one is an
+// error.
+func CopyLogs(cfg config.Config, dst string) error {
+	src := filepath.Join(cfg.Dir(), "logs")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	var errs []error
 	for _, e := range entries {
 		b, err := os.ReadFile(filepath.Join(src, e.Name()))
 		if err != nil {
 			continue
 		}
 		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
-			return "", err
+			errs = append(errs, err)
 		}
 	}
-	return dst, nil
+	return errors.Join(errs...)
 }
 
 func lower(s string) string {
