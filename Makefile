@@ -23,7 +23,7 @@ HOST_RUN ?= 1
 comma := ,
 PKGS_UNIT = $(shell $(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: all build tools check unit e2e test clean lab-down help generate check-generate netns-dir kernels
+.PHONY: all build tools check unit e2e test clean lab-down help generate check-generate netns-dir kernels bench
 
 all: build
 
@@ -32,6 +32,7 @@ help:
 	@echo "make e2e   PROVIDER=existing KUBECONFIG=PATH [LABELS=connectivity]  run the suite on a cluster that has its own CNI"
 	@echo "make test  the whole gate: format, vet, unit tests, and the connectivity suite on flannel"
 	@echo "make build every binary into _output/bin;  make tools  third-party binaries into _output/tools"
+	@echo "make bench [BENCH_REPS=5] [BENCH_ARGS=...]  pod→pod performance: cnilab vs flannel vs the bare kernel (_output/bench)"
 	@echo "make lab-down  remove every lab on this machine (also after a killed run)"
 
 build:
@@ -102,6 +103,20 @@ test: check check-generate build tools kernels unit
 	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel LABELS='connectivity || observability || (policy && upstream)'
 	CNILAB_ATTACH=tc $(MAKE) e2e PROVIDER=netns CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
 	$(MAKE) e2e PROVIDER=qemu HOST_RUN=0 KERNELS="$(KERNELS)" CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
+
+# Performance, measured and never asserted: pod→pod TCP_STREAM, TCP_RR,
+# TCP_CRR and UDP_RR for cnilab (native, VXLAN), flannel and the limit (bare
+# veth, bare underlay), interleaved, BENCH_REPS runs each; cnilab with 0, 100
+# and 1,000 NetworkPolicies; lab bring-up for 2, 4 and 8 nodes. Writes
+# $(BENCH)/bench.json, bench.md and bench.svg; then the agent's policy
+# compiler benchmarks with allocations into $(BENCH)/policy-compile.txt.
+BENCH := $(OUT)/bench
+BENCH_REPS ?= 5
+BENCH_ARGS ?=
+bench: build tools netns-dir
+	@mkdir -p $(BENCH)
+	$(BIN)/cnilab bench --output $(BENCH) --repetitions $(BENCH_REPS) $(BENCH_ARGS)
+	$(GO) test -run '^$$' -bench 'Compile|Diff' -benchmem -count 1 ./datapath/policy/ | tee $(BENCH)/policy-compile.txt
 
 # Fetch (or verify the cache of) the catalog kernels in $(KERNELS).
 kernels: build

@@ -2,20 +2,24 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"html/template"
+	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cnilab/cnilab/e2e/bench"
 	"github.com/cnilab/cnilab/e2e/report"
 )
 
 func reportCommand() *cobra.Command {
 	var inputs []string
-	var output string
+	var output, benchDir string
 	c := &cobra.Command{
-		Use:   "report [--input DIR]... [--output DIR]",
+		Use:   "report [--input DIR]... [--output DIR] [--bench DIR]",
 		Short: "Merge the reports e2e runs write and render the kernel compatibility report",
 		Long: `Merge the report.json of one or more report directories (one per CI matrix
 job, say) and write into the output directory:
@@ -26,19 +30,22 @@ job, say) and write into the output directory:
                features, timings and failures with links to the runs' logs
 
 An input is a report directory, a report.json, or a directory below which
-every report.json is merged. Give --input several times or comma-separated.`,
+every report.json is merged. Give --input several times or comma-separated.
+When --bench holds a bench.json (make bench), the page and the summary get
+its plot and table.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return renderReport(cmd, inputs, output)
+			return renderReport(cmd, inputs, output, benchDir)
 		},
 	}
 	c.Flags().StringSliceVar(&inputs, "input", []string{"_output/report"}, "report directory, report.json, or directory holding several (repeat or comma-separate to merge)")
 	c.Flags().StringVar(&output, "output", "_output/report", "directory to write report.json, report.md and report.html into")
+	c.Flags().StringVar(&benchDir, "bench", "_output/bench", "make bench's output directory, linked from the report when it holds a bench.json")
 	c.AddCommand(reportSummary())
 	return c
 }
 
-func renderReport(cmd *cobra.Command, inputs []string, output string) error {
+func renderReport(cmd *cobra.Command, inputs []string, output, benchDir string) error {
 	f, err := report.Merge(inputs...)
 	if err != nil {
 		return err
@@ -60,7 +67,12 @@ func renderReport(cmd *cobra.Command, inputs []string, output string) error {
 	if err := report.RenderMarkdown(&md, f.Runs); err != nil {
 		return err
 	}
-	if err := report.RenderHTML(&page, f.Runs); err != nil {
+	perf, benchMD, err := benchSection(benchDir, output)
+	if err != nil {
+		return err
+	}
+	md.Write(benchMD)
+	if err := report.RenderHTMLWith(&page, f.Runs, perf); err != nil {
 		return err
 	}
 	for name, b := range map[string][]byte{"report.md": md.Bytes(), "report.html": page.Bytes()} {
@@ -134,4 +146,33 @@ func reportSummary() *cobra.Command {
 	c.Flags().StringVar(&input, "input", "_output/report", "report directory")
 	c.Flags().IntVar(&last, "last", 0, "only the last N runs (0: all)")
 	return c
+}
+
+// benchSection reads make bench's output in dir, if there is any, for the
+// report in output: the HTML section and the Markdown to append.
+func benchSection(dir, output string) (*report.Perf, []byte, error) {
+	rep, err := bench.Read(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var svg, md bytes.Buffer
+	if err := bench.RenderSVG(&svg, rep); err != nil {
+		return nil, nil, err
+	}
+	md.WriteString("\n")
+	if err := bench.RenderMarkdown(&md, rep); err != nil {
+		return nil, nil, err
+	}
+	perf := &report.Perf{Kernel: rep.Kernel, SVG: template.HTML(svg.String()), Behind: bench.Behind(rep.Rows)}
+	if abs, err := filepath.Abs(filepath.Join(dir, "bench.md")); err == nil {
+		if absOut, err := filepath.Abs(output); err == nil {
+			if rel, err := filepath.Rel(absOut, abs); err == nil {
+				perf.Link = filepath.ToSlash(rel)
+			}
+		}
+	}
+	return perf, md.Bytes(), nil
 }

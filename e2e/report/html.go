@@ -21,7 +21,28 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 // section per CNI, the datapath features and timings of every kernel, and
 // every failure with its reason and a link to its run's logs.
 func RenderHTML(w io.Writer, runs []Run) error {
-	return htmlTemplate.Execute(w, htmlModel(runs))
+	return RenderHTMLWith(w, runs, nil)
+}
+
+// Perf is the performance section of the page: make bench's plot and where
+// its table is.
+type Perf struct {
+	// Kernel the bench ran on.
+	Kernel string
+	// SVG is the plot, inlined (it is cnilab's own output, not user input).
+	SVG template.HTML
+	// Link is the bench table (bench.md), relative to the page.
+	Link string
+	// Behind lists where cnilab was behind flannel.
+	Behind []string
+}
+
+// RenderHTMLWith is RenderHTML with a performance section when perf is not
+// nil.
+func RenderHTMLWith(w io.Writer, runs []Run, perf *Perf) error {
+	m := htmlModel(runs)
+	m.Perf = perf
+	return htmlTemplate.Execute(w, m)
 }
 
 type htmlPage struct {
@@ -38,6 +59,7 @@ type htmlPage struct {
 	Timings                              []htmlTiming
 	Failures                             []htmlFailures
 	FailureCount                         int
+	Perf                                 *Perf
 }
 
 type htmlGroup struct {

@@ -217,10 +217,13 @@ func (s *Server) echo(c net.Conn) {
 		return
 	}
 	r := bufio.NewReader(io.LimitReader(c, 1<<20))
-	for {
+	for first := true; ; first = false {
 		_ = c.SetReadDeadline(time.Now().Add(holdIdle))
 		line, err := r.ReadBytes('\n')
 		if err != nil {
+			return
+		}
+		if first && r.Buffered() == 0 && serveBench(c, string(line)) {
 			return
 		}
 		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
