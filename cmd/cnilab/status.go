@@ -80,6 +80,17 @@ func statusCommand() *cobra.Command {
 }
 
 func statusClient(kubeconfig, lab string) (kubernetes.Interface, error) {
+	kubeconfig = kubeconfigPath(kubeconfig, lab)
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	}
+	return kubernetes.NewForConfig(rc)
+}
+
+// kubeconfigPath is the kubeconfig to use: the explicit one, else
+// $KUBECONFIG, else the kubeconfig of the named lab.
+func kubeconfigPath(kubeconfig, lab string) string {
 	if kubeconfig == "" {
 		kubeconfig = os.Getenv("KUBECONFIG")
 	}
@@ -90,11 +101,7 @@ func statusClient(kubeconfig, lab string) (kubernetes.Interface, error) {
 		}
 		kubeconfig = filepath.Join(dir, lab, "kubeconfig")
 	}
-	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
-	}
-	return kubernetes.NewForConfig(rc)
+	return kubeconfig
 }
 
 // statusRow is one node's agent as `cnilab status` shows it.

@@ -24,6 +24,12 @@ const FieldManager = "cnilab"
 // manifests.Render returns them), as `kubectl apply --server-side
 // --force-conflicts` would.
 func Apply(ctx context.Context, rc *rest.Config, objs []*unstructured.Unstructured) error {
+	return ApplyWith(ctx, rc, objs, false)
+}
+
+// ApplyWith is Apply; with dryRun the API server validates, defaults and
+// admits every object without persisting any (dryRun=All).
+func ApplyWith(ctx context.Context, rc *rest.Config, objs []*unstructured.Unstructured, dryRun bool) error {
 	dyn, err := dynamic.NewForConfig(rc)
 	if err != nil {
 		return fmt.Errorf("apply: dynamic client: %w", err)
@@ -47,7 +53,11 @@ func Apply(ctx context.Context, rc *rest.Config, objs []*unstructured.Unstructur
 		if m.Scope.Name() == meta.RESTScopeNameNamespace {
 			ri = dyn.Resource(m.Resource).Namespace(u.GetNamespace())
 		}
-		if _, err := ri.Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: FieldManager, Force: true}); err != nil {
+		opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+		if dryRun {
+			opts.DryRun = []string{metav1.DryRunAll}
+		}
+		if _, err := ri.Apply(ctx, u.GetName(), u, opts); err != nil {
 			return fmt.Errorf("apply %s %s/%s: %w", gvk.Kind, u.GetNamespace(), u.GetName(), err)
 		}
 	}
