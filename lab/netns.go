@@ -62,9 +62,17 @@ func (a *netnsAdapter) List() ([]string, error)  { return a.p.List() }
 
 type netnsCluster struct{ *netnsprovider.Cluster }
 
-func (c *netnsCluster) Name() string     { return c.Config().Name }
-func (c *netnsCluster) Provider() string { return "netns" }
-func (c *netnsCluster) CNI() string      { return c.Config().CNI }
+func (c *netnsCluster) Name() string { return c.Config().Name }
+
+// Provider is netns, or qemu for a qemu lab found through the netns
+// provider (which lists and removes both).
+func (c *netnsCluster) Provider() string {
+	if p := c.Config().Provider; p != "" {
+		return p
+	}
+	return "netns"
+}
+func (c *netnsCluster) CNI() string { return c.Config().CNI }
 
 func (c *netnsCluster) Nodes() []Node {
 	var out []Node
