@@ -23,7 +23,7 @@ HOST_RUN ?= 1
 comma := ,
 PKGS_UNIT = $(shell $(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: all build tools check unit e2e test clean lab-down help generate check-generate netns-dir kernels bench
+.PHONY: all build tools check unit e2e test clean lab-down help generate check-generate netns-dir kernels bench fuzz fuzz-smoke
 
 all: build
 
@@ -99,7 +99,7 @@ e2e: build tools netns-dir
 # Debian 6.1 (tc attach) and 6.12 (TCX) kernels. The unit stage runs after
 # build, tools and kernels so that the qemu failure tests (a kernel that does
 # not boot, a VM that hangs, a missing module) run rather than skip.
-test: check check-generate build tools kernels unit
+test: check check-generate build tools kernels unit fuzz-smoke
 	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel LABELS='connectivity || observability || manifests || (policy && upstream)'
 	CNILAB_ATTACH=tc $(MAKE) e2e PROVIDER=netns CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
 	$(MAKE) e2e PROVIDER=qemu HOST_RUN=0 KERNELS="$(KERNELS)" CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
@@ -117,6 +117,17 @@ bench: build tools netns-dir
 	@mkdir -p $(BENCH)
 	$(BIN)/cnilab bench --output $(BENCH) --repetitions $(BENCH_REPS) $(BENCH_ARGS)
 	$(GO) test -run '^$$' -bench 'Compile|Diff' -benchmem -count 1 ./datapath/policy/ | tee $(BENCH)/policy-compile.txt
+
+# Fuzz targets: every one runs FUZZTIME (default 10m) with `make fuzz`, and a
+# few seconds in `make test` (fuzz-smoke). Seed corpora are committed under
+# each package's testdata/fuzz/.
+FUZZ_TARGETS = ./datapath/cni:FuzzParseConfig ./datapath/cni:FuzzCNIEnvironment ./datapath/flows:FuzzParseFilter
+FUZZTIME ?= 10m
+fuzz:
+	@for t in $(FUZZ_TARGETS); do echo "=== fuzz $${t#*:} ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*} || exit 1; done
+fuzz-smoke:
+	$(MAKE) fuzz FUZZTIME=5s
 
 # Fetch (or verify the cache of) the catalog kernels in $(KERNELS).
 kernels: build

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Filter selects flows; the zero Filter selects all. Set fields must all
@@ -62,6 +64,9 @@ type FilterError struct {
 }
 
 func (e *FilterError) Error() string {
+	if e.Param == "" {
+		return fmt.Sprintf("bad parameter with an empty name (value %q): %s", e.Value, e.Reason)
+	}
 	return fmt.Sprintf("bad parameter %s=%s: %s", e.Param, e.Value, e.Reason)
 }
 
@@ -98,11 +103,25 @@ func (f *Filter) set(k, v string) error {
 	switch k {
 	case "follow":
 	case "namespace":
+		// A namespace is a DNS label; anything else matches no flow and,
+		// with a '/', would make the pod filter ambiguous.
+		if errs := validation.IsDNS1123Label(v); len(errs) > 0 {
+			return bad("not a namespace name: " + errs[0])
+		}
 		f.Namespace = v
 	case "pod":
 		ns, name, ok := strings.Cut(v, "/")
-		if v == "" || ok && (ns == "" || name == "" || strings.Contains(name, "/")) {
+		if !ok {
+			ns, name = "", v
+		}
+		if v == "" || ok && ns == "" {
 			return bad("want namespace/name or name")
+		}
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+			return bad("not a pod name: " + errs[0])
+		}
+		if errs := validation.IsDNS1123Label(ns); ns != "" && len(errs) > 0 {
+			return bad("not a namespace name: " + errs[0])
 		}
 		f.Pod = v
 	case "verdict":

@@ -66,3 +66,26 @@ func TestParseFilterErrors(t *testing.T) {
 		t.Errorf("error = %v, want %q", err, want)
 	}
 }
+
+// TestParseFilterRejectsBadNames is the regression test for what
+// FuzzParseFilter's seed "namespace=a/b&pod=c" found: a namespace with a '/'
+// was accepted and made the pod filter "a/b/c", which no flow can match.
+func TestParseFilterRejectsBadNames(t *testing.T) {
+	for _, query := range []string{"namespace=a/b&pod=c", "namespace=A", "pod=x/a/b", "pod=x/A_b", "pod=a/", "pod=/a", "namespace=" + strings.Repeat("a", 64)} {
+		q, _ := url.ParseQuery(query)
+		var fe *FilterError
+		if _, err := ParseFilter(q); !errors.As(err, &fe) {
+			t.Errorf("ParseFilter(%q) = %v, want a FilterError", query, err)
+		}
+	}
+}
+
+// TestFilterErrorEmptyName is the regression test for FuzzParseFilter's
+// finding "=0": the error read "bad parameter =0", naming nothing.
+func TestFilterErrorEmptyName(t *testing.T) {
+	q, _ := url.ParseQuery("=0")
+	_, err := ParseFilter(q)
+	if err == nil || err.Error() != `bad parameter with an empty name (value "0"): unknown parameter` {
+		t.Errorf("ParseFilter(=0) = %v", err)
+	}
+}
