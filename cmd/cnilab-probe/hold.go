@@ -16,9 +16,10 @@ import (
 
 func newHoldCmd(stdout io.Writer) *cobra.Command {
 	var req probe.HoldRequest
+	var proto string
 	cmd := &cobra.Command{
-		Use:   "hold [--duration 10s] [--interval 100ms] [--timeout 5s] HOST:PORT",
-		Short: "Keep one TCP connection to a probe server busy and report whether it survived (JSON)",
+		Use:   "hold [--protocol tcp|udp] [--duration 10s] [--interval 100ms] [--timeout 5s] HOST:PORT",
+		Short: "Keep one TCP connection (or UDP flow) to a probe server busy and report whether it survived (JSON)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, _, err := probe.SplitTarget(args[0]); err != nil {
@@ -30,7 +31,15 @@ func newHoldCmd(stdout io.Writer) *cobra.Command {
 			req.Target = args[0]
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
-			res := probe.Hold(ctx, req)
+			var res probe.HoldResult
+			switch proto {
+			case "tcp":
+				res = probe.Hold(ctx, req)
+			case "udp":
+				res = probe.HoldUDP(ctx, req)
+			default:
+				return usageErrorf("--protocol %q: want tcp or udp", proto)
+			}
 			if err := json.NewEncoder(stdout).Encode(res); err != nil {
 				return &exitError{exitFailure, fmt.Errorf("write result: %w", err)}
 			}
@@ -40,6 +49,7 @@ func newHoldCmd(stdout io.Writer) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&proto, "protocol", "tcp", "tcp (one connection) or udp (one flow; a datagram without reply counts lost)")
 	cmd.Flags().DurationVar(&req.Duration, "duration", 10*time.Second, "how long to keep the connection busy")
 	cmd.Flags().DurationVar(&req.Interval, "interval", 100*time.Millisecond, "time between lines")
 	cmd.Flags().DurationVar(&req.Timeout, "timeout", 5*time.Second, "longest wait for one echo")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -175,3 +176,35 @@ func (f *fakeDatapath) ReadEvents(ctx context.Context, _ func(flows.Event)) erro
 }
 func (f *fakeDatapath) Counters() ([]flows.Counter, error) { return nil, nil }
 func (f *fakeDatapath) LostEvents() (uint64, error)        { return 0, nil }
+func (f *fakeDatapath) EndpointEntries() (map[netip.Addr]EndpointEntry, error) {
+	return maps.Clone(f.endpoints), nil
+}
+func (f *fakeDatapath) MapEntries() (map[string]int, error) {
+	return map[string]int{"cnilab_endpoints": len(f.endpoints)}, nil
+}
+
+// TestRestoreKeepsEnforcement is the regression test for the fail-open
+// window the reliability spec found: a restarted agent rewrote each
+// restored endpoint without the policy flags the pinned map held, so an
+// isolated pod accepted every peer until its policy next changed.
+func TestRestoreKeepsEnforcement(t *testing.T) {
+	a, _ := testAgent(t, true)
+	if rec := do(t, a, http.MethodPut, api.PathEndpoints+"/c1", loEndpoint); rec.Code != http.StatusNoContent {
+		t.Fatalf("put: %d %s", rec.Code, rec.Body)
+	}
+	// The restarted agent opens the same pinned map: the policy engine had
+	// set ingress enforcement in it.
+	b, f := testAgent(t, true)
+	b.cfg.StateDir = a.cfg.StateDir
+	ip := netip.MustParseAddr("10.244.1.7")
+	f.endpoints[ip] = EndpointEntry{Ifindex: 1, PolicyIngress: true}
+	if err := b.restoreEndpoints(); err != nil {
+		t.Fatal(err)
+	}
+	if e := f.endpoints[ip]; !e.PolicyIngress || e.PolicyEgress {
+		t.Errorf("after restore the endpoint map holds %+v, want ingress still enforced", e)
+	}
+	if r := b.endpoints["c1"]; r == nil || !r.policyIngress {
+		t.Errorf("restored record %+v does not know ingress is enforced", r)
+	}
+}

@@ -29,6 +29,9 @@ type Datapath interface {
 	AttachOverlay(ifindex int) error
 	AttachNetdev(ifindex int) error
 	UpsertEndpoint(ip netip.Addr, e EndpointEntry) error
+	// EndpointEntries lists the endpoint map as the kernel holds it (it
+	// outlives the agent).
+	EndpointEntries() (map[netip.Addr]EndpointEntry, error)
 	DeleteEndpoint(ip netip.Addr) error
 	UpsertRemote(p netip.Prefix, nodeIP netip.Addr) error
 	DeleteRemote(p netip.Prefix) error
@@ -42,5 +45,8 @@ type Datapath interface {
 	// Counters and LostEvents feed the Prometheus metrics.
 	Counters() ([]flows.Counter, error)
 	LostEvents() (uint64, error)
+	// MapEntries counts the entries of the state maps by name (see
+	// loader.Datapath.MapEntries).
+	MapEntries() (map[string]int, error)
 	Close() error
 }

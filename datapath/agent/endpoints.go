@@ -199,6 +199,14 @@ func (a *Agent) restoreEndpoints() error {
 	if err != nil {
 		return fmt.Errorf("agent: read endpoint records: %w", err)
 	}
+	// The enforcement flags are not in the records: the policy engine set
+	// them in the pinned endpoint map, which outlived the last agent, and
+	// its restored state says they are applied. Rewriting an entry without
+	// them would open every isolated pod until its policy next changes.
+	inKernel, err := a.dp.EndpointEntries()
+	if err != nil {
+		return fmt.Errorf("agent: read the endpoint map: %w", err)
+	}
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".json") {
 			continue
@@ -221,6 +229,9 @@ func (a *Agent) restoreEndpoints() error {
 			}
 			_ = os.Remove(p)
 			continue
+		}
+		if cur, ok := inKernel[r.ip]; ok {
+			r.policyIngress, r.policyEgress = cur.PolicyIngress, cur.PolicyEgress
 		}
 		if err := a.install(a.dp, r); err != nil {
 			return fmt.Errorf("agent: restore %w", err)

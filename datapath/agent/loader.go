@@ -34,6 +34,18 @@ func (l loaderDatapath) Features() map[string]any {
 	return map[string]any{"tcx": f.TCX, "redirectPeer": f.RedirectPeer, "ringBuf": f.RingBuf, "kernel": f.Kernel}
 }
 
+func (l loaderDatapath) EndpointEntries() (map[netip.Addr]EndpointEntry, error) {
+	eps, err := l.Datapath.Endpoints()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[netip.Addr]EndpointEntry, len(eps))
+	for ip, e := range eps {
+		out[ip] = EndpointEntry{Ifindex: e.Ifindex, PodMAC: e.PodMAC, HostMAC: e.HostMAC, PolicyIngress: e.PolicyIngress, PolicyEgress: e.PolicyEgress}
+	}
+	return out, nil
+}
+
 func (l loaderDatapath) UpsertEndpoint(ip netip.Addr, e EndpointEntry) error {
 	return l.Datapath.UpsertEndpoint(ip, loader.EndpointInfo{Ifindex: e.Ifindex, PodMAC: e.PodMAC, HostMAC: e.HostMAC,
 		PolicyIngress: e.PolicyIngress, PolicyEgress: e.PolicyEgress})

@@ -37,9 +37,28 @@ func (a *Agent) server() *http.Server {
 	mux.HandleFunc("GET "+api.PathEndpoints, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, a.Status().Endpoints) })
 	mux.HandleFunc("PUT "+api.PathEndpoints+"/{id}", a.handlePutEndpoint)
 	mux.HandleFunc("DELETE "+api.PathEndpoints+"/{id}", a.handleDeleteEndpoint)
+	mux.HandleFunc("GET "+api.PathMaps, a.handleMaps)
 	mux.Handle(api.PathFlows, flows.Handler(a.observe.store))
 	mux.Handle(api.PathMetrics, flows.MetricsHandler(a.observe.registry))
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+}
+
+// handleMaps serves the state maps' entry counts; 503 until the datapath
+// is loaded.
+func (a *Agent) handleMaps(w http.ResponseWriter, _ *http.Request) {
+	a.mu.Lock()
+	dp := a.dp
+	a.mu.Unlock()
+	if dp == nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "datapath not loaded yet"})
+		return
+	}
+	n, err := dp.MapEntries()
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
 }
 
 // tcpServer is what the agent serves on its TCP address inside the node

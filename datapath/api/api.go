@@ -14,6 +14,7 @@ const (
 	PathEndpoints = "/v1/endpoints" // GET: []Endpoint; PUT/DELETE PathEndpoints + "/" + containerID
 	PathFlows     = "/v1/flows"     // GET: JSON lines of flows (datapath/flows filters; follow=true streams)
 	PathMetrics   = "/metrics"      // Prometheus exposition
+	PathMaps      = "/v1/maps"      // GET: entries per state map, {"cnilab_ct": 3, …}
 )
 
 // NodeInfo is what the CNI plugin needs from the agent before an ADD.

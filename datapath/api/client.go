@@ -59,6 +59,14 @@ func (c *Client) Status(ctx context.Context, out any) error {
 	return c.do(ctx, http.MethodGet, PathStatus, nil, out)
 }
 
+// MapEntries returns the number of entries in each of the agent's state
+// maps (conntrack, endpoints, ipcache, policy, …) by map name.
+func (c *Client) MapEntries(ctx context.Context) (map[string]int, error) {
+	var out map[string]int
+	err := c.do(ctx, http.MethodGet, PathMaps, nil, &out)
+	return out, err
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

@@ -173,3 +173,29 @@ func (d *Datapath) ConntrackFlush() error {
 	}
 	return nil
 }
+
+// MapEntries counts the entries of every map that holds per-pod or
+// per-connection state, by map name: conntrack, endpoints, veth owners,
+// the ipcache (identities), remote nodes, policy keys and fragments. After
+// every pod is gone they return to what the node itself needs; a count
+// that keeps growing is a leak.
+func (d *Datapath) MapEntries() (map[string]int, error) {
+	out := map[string]int{}
+	for name, m := range map[string]*ebpf.Map{
+		"cnilab_ct": d.objs.CnilabCt, "cnilab_endpoints": d.objs.CnilabEndpoints, "cnilab_lxc": d.objs.CnilabLxc,
+		"cnilab_ipcache": d.objs.CnilabIpcache, "cnilab_remote": d.objs.CnilabRemote, "cnilab_policy": d.objs.CnilabPolicy,
+		"cnilab_frag": d.objs.CnilabFrag,
+	} {
+		var k, v []byte
+		n := 0
+		it := m.Iterate()
+		for it.Next(&k, &v) {
+			n++
+		}
+		if err := it.Err(); err != nil {
+			return out, fmt.Errorf("count %s: %w", name, err)
+		}
+		out[name] = n
+	}
+	return out, nil
+}

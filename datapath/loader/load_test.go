@@ -108,6 +108,10 @@ func TestMapAPI(t *testing.T) {
 		t.Error("IPv6 node accepted")
 	}
 
+	if n, err := d.MapEntries(); err != nil || n["cnilab_endpoints"] != 1 || n["cnilab_remote"] != 1 || n["cnilab_ct"] != 0 || len(n) != 7 {
+		t.Errorf("MapEntries() = %v, %v; want one endpoint, one remote, no connections, 7 maps", n, err)
+	}
+
 	// A second Datapath on the same pins sees the same entries.
 	d2 := load(t, Options{PinPath: pin})
 	eps, err := d2.Endpoints()
@@ -138,6 +142,9 @@ func TestMapAPI(t *testing.T) {
 	}
 	if rs, _ := d2.Remotes(); len(rs) != 0 {
 		t.Errorf("remotes left: %v", rs)
+	}
+	if n, err := d2.MapEntries(); err != nil || n["cnilab_endpoints"] != 0 || n["cnilab_remote"] != 0 {
+		t.Errorf("MapEntries() after the deletes = %v, %v", n, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +91,18 @@ func TestAwait(t *testing.T) {
 	r = Await(context.Background(), AwaitRequest{Request: open, Want: false, Interval: 20 * time.Millisecond, Within: 150 * time.Millisecond})
 	if r.Reached || r.Attempts < 3 || !strings.Contains(r.Error, "still reachable") {
 		t.Errorf("await unreachable on an open port: %+v", r)
+	}
+}
+
+func TestHoldUDP(t *testing.T) {
+	eps := startServer(t, ServeConfig{Name: "srv", Address: "127.0.0.1", UDP: []int{0}})
+	r := HoldUDP(context.Background(), HoldRequest{Target: eps[UDP], Duration: 300 * time.Millisecond, Interval: 50 * time.Millisecond, Timeout: time.Second})
+	if !r.Success || r.Sent < 4 || r.Echoed != r.Sent {
+		t.Errorf("UDP hold on a live server: %+v", r)
+	}
+	port := freePort(t, "udp")
+	r = HoldUDP(context.Background(), HoldRequest{Target: fmt.Sprintf("127.0.0.1:%d", port), Duration: 150 * time.Millisecond, Interval: 50 * time.Millisecond, Timeout: 20 * time.Millisecond})
+	if r.Success || r.Error == "" {
+		t.Errorf("UDP hold on a closed port succeeded: %+v", r)
 	}
 }
