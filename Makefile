@@ -23,7 +23,7 @@ HOST_RUN ?= 1
 comma := ,
 PKGS_UNIT = $(shell $(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: all build tools check unit e2e test clean lab-down help generate check-generate netns-dir kernels bench fuzz fuzz-smoke
+.PHONY: all build tools check unit e2e test clean lab-down help generate check-generate netns-dir kernels bench fuzz fuzz-smoke soak
 
 all: build
 
@@ -117,6 +117,14 @@ bench: build tools netns-dir
 	@mkdir -p $(BENCH)
 	$(BIN)/cnilab bench --output $(BENCH) --repetitions $(BENCH_REPS) $(BENCH_ARGS)
 	$(GO) test -run '^$$' -bench 'Compile|Diff' -benchmem -count 1 ./datapath/policy/ | tee $(BENCH)/policy-compile.txt
+
+# Soak (not part of make test): SOAK_CYCLES lab up/down cycles (2 nodes, 6
+# pods) per CNI, then SOAK_KILLS runs of make e2e killed with SIGKILL and
+# `cnilab lab down --all`; fails on any leak. Removes every lab on the machine.
+SOAK_CYCLES ?= 100
+SOAK_KILLS ?= 10
+soak: build tools netns-dir
+	$(BIN)/cnilab soak --cycles $(SOAK_CYCLES) --kills $(SOAK_KILLS) --output $(OUT)/soak
 
 # Fuzz targets: every one runs FUZZTIME (default 10m) with `make fuzz`, and a
 # few seconds in `make test` (fuzz-smoke). Seed corpora are committed under

@@ -99,7 +99,7 @@ var _ = Describe("Agent restarts", Label("restart", "reliability"), func() {
 		Eventually(func() bool {
 			r, err := Probe(ctx, cluster, From{Namespace: ns, Pod: "denied"}, probe.TCP, target, time.Second)
 			return err == nil && !r.Success
-		}).WithTimeout(time.Minute).WithPolling(500 * time.Millisecond).Should(BeTrue(), "the policy denies denied → server")
+		}).WithTimeout(time.Minute).WithPolling(500*time.Millisecond).Should(BeTrue(), "the policy denies denied → server")
 
 		window := time.Duration(agentRestarts)*1500*time.Millisecond + 10*time.Second
 		type held struct {

@@ -46,11 +46,16 @@ func (p Provider) Delete(name string) error {
 // DeleteAll removes every lab on this machine, including what killed runs
 // left without state.
 func (p Provider) DeleteAll() error {
+	var errs []error
+	// First every tagged process, so that a killed run's loop cannot start
+	// another lab while these are removed.
+	if err := proc.StopAll("", 5*time.Second); err != nil {
+		errs = append(errs, err)
+	}
 	names, err := p.List()
 	if err != nil {
-		return err
+		return errors.Join(append(errs, err)...)
 	}
-	var errs []error
 	for _, n := range names {
 		if err := p.Delete(n); err != nil {
 			errs = append(errs, fmt.Errorf("lab %s: %w", n, err))
