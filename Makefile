@@ -129,7 +129,7 @@ soak: build tools netns-dir
 # Fuzz targets: every one runs FUZZTIME (default 10m) with `make fuzz`, and a
 # few seconds in `make test` (fuzz-smoke). Seed corpora are committed under
 # each package's testdata/fuzz/.
-FUZZ_TARGETS = ./datapath/cni:FuzzParseConfig ./datapath/cni:FuzzCNIEnvironment ./datapath/flows:FuzzParseFilter
+FUZZ_TARGETS = ./datapath/cni:FuzzParseConfig ./datapath/cni:FuzzCNIEnvironment ./datapath/flows:FuzzParseFilter ./internal/differential:FuzzPolicyDifferential
 FUZZTIME ?= 10m
 fuzz:
 	@for t in $(FUZZ_TARGETS); do echo "=== fuzz $${t#*:} ($(FUZZTIME))"; \
