@@ -77,6 +77,7 @@ bench.md. Needs root; everything it makes is removed at the end.`,
 	f.IntSliceVar(&o.PolicyCounts, "policies", []int{0, 100, 1000}, "NetworkPolicy counts for the policy scale (empty: none)")
 	f.IntSliceVar(&o.BringupNodes, "bringup-nodes", []int{2, 4, 8}, "lab sizes whose bring-up is timed (empty: none)")
 	f.StringVar(&o.Prefix, "prefix", "bench", "name prefix of the labs the bench makes")
+	f.BoolVar(&o.NoPause, "no-pause", false, "leave the labs' control planes running during the runs (by default they are paused with SIGSTOP)")
 	f.StringVar(&output, "output", "_output/bench", "directory for bench.json, bench.md and bench.svg")
 	return c
 }

@@ -99,7 +99,12 @@ func (backend) CreateNodes(ctx context.Context, cfg config.Config, progress io.W
 			"-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
 			"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 			"-kernel", q.Vmlinuz, "-initrd", archive,
-			"-append", fmt.Sprintf("console=ttyS0 panic=-1 cnilab.ip=%s/%d cnilab.hostname=%s", cfg.NodeIP(i), cfg.UnderlayPrefix(), name),
+			// tsc=reliable: a guest starved by a busy host (TCG, 2 cores)
+			// otherwise sees its TSC "drift" against the HPET, marks it
+			// unstable and switches to the HPET, which TCG emulates so
+			// slowly that the rest of the run times out. The guest's TSC is
+			// QEMU's monotonic clock: it is reliable.
+			"-append", fmt.Sprintf("console=ttyS0 panic=-1 tsc=reliable cnilab.ip=%s/%d cnilab.hostname=%s", cfg.NodeIP(i), cfg.UnderlayPrefix(), name),
 			"-serial", "file:" + filepath.Join(logs, "console-"+name+".log"),
 			// The VM's only network card: a tap on the underlay bridge, made
 			// by QEMU in the underlay namespace it runs in.
