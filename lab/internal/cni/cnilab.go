@@ -89,7 +89,7 @@ func (c Cnilab) startAgent(ctx context.Context, env Env, n Node) error {
 // right to patch Node status, where each agent publishes its own status
 // (annotation cnilab.io/agent-status, read by `cnilab status`).
 func agentRBAC(ctx context.Context, env Env) error {
-	return bindUser(ctx, env.Client, "cnilab-agent", AgentUser, []rbacv1.PolicyRule{
+	return bindUser(ctx, env.Client, labAgentRBAC, AgentUser, []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"nodes", "pods", "namespaces"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"nodes/status"}, Verbs: []string{"patch"}},

@@ -97,7 +97,7 @@ func startFlanneld(ctx context.Context, env Env, n Node, netConf []byte) error {
 
 // flannelRBAC is upstream's ClusterRole "flannel" bound to FlannelUser.
 func flannelRBAC(ctx context.Context, env Env) error {
-	return bindUser(ctx, env.Client, "flannel", FlannelUser, []rbacv1.PolicyRule{
+	return bindUser(ctx, env.Client, labFlannelRBAC, FlannelUser, []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
 		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"nodes/status"}, Verbs: []string{"patch"}},

@@ -10,6 +10,15 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
+// The lab's own ClusterRoles and bindings for the agents it runs. They are
+// not named like those of manifests/ (cnilab-agent, flannel): applying the
+// manifests to a lab (cnilab install) must not take the lab's agents'
+// permissions away.
+const (
+	labAgentRBAC   = "cnilab-lab-agent"
+	labFlannelRBAC = "cnilab-lab-flannel"
+)
+
 // bindUser creates ClusterRole name with rules, bound to user, as a CNI's
 // manifest would for its ServiceAccount. Existing objects are kept.
 func bindUser(ctx context.Context, c kubernetes.Interface, name, user string, rules []rbacv1.PolicyRule) error {
