@@ -220,6 +220,11 @@ func (o *Options) kill(ctx context.Context, after time.Duration) error {
 	case err := <-done:
 		fmt.Fprintf(o.Progress, "soak: %v ended by itself before the kill (%v)\n", o.KillCommand, err)
 	case <-time.After(after):
+		// What the run had made when it was killed: a kill before any lab
+		// existed would test nothing.
+		if up, err := lab.Leaks("", nil); err == nil {
+			fmt.Fprintf(o.Progress, "soak: killing %v after %.0fs with %d lab objects up (namespaces, processes, mounts, state)\n", o.KillCommand, after.Seconds(), len(up))
+		}
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		<-done
 	}
