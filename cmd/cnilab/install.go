@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/cnilab/cnilab/lab"
 	"github.com/cnilab/cnilab/lab/config"
@@ -60,22 +59,11 @@ load or push it) and must not run another CNI.`,
 				mode = manifests.DefaultRoutingMode
 			}
 			fmt.Fprintf(out, "waiting up to %s for every node's agent to be ready in %s routing…\n", timeout, mode)
-			deadline := time.Now().Add(timeout)
-			var rows []statusRow
-			for {
-				nodes, err := client.CoreV1().Nodes().List(cmd.Context(), metav1.ListOptions{})
-				if err != nil {
-					return fmt.Errorf("list nodes: %w", err)
-				}
-				rows = statusRows(nodes.Items, time.Now())
-				if allReady(rows, start) && wrongMode(rows, mode) == "" || time.Now().After(deadline) {
-					break
-				}
-				select {
-				case <-cmd.Context().Done():
-					return cmd.Context().Err()
-				case <-time.After(2 * time.Second):
-				}
+			rows, err := pollStatus(cmd.Context(), client, timeout, func(rows []statusRow) bool {
+				return allReady(rows, start) && wrongMode(rows, mode) == ""
+			})
+			if err != nil {
+				return err
 			}
 			renderStatus(out, rows, time.Now())
 			if node := wrongMode(rows, mode); node != "" {

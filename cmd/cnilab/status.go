@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,23 +36,11 @@ func statusCommand() *cobra.Command {
 				return usageError{err}
 			}
 			start := time.Now().Add(-time.Second)
-			ctx := cmd.Context()
-			var rows []statusRow
-			deadline := time.Now().Add(timeout)
-			for {
-				nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-				if err != nil {
-					return fmt.Errorf("list nodes: %w", err)
-				}
-				rows = statusRows(nodes.Items, time.Now())
-				if !wait || allReady(rows, start) || time.Now().After(deadline) {
-					break
-				}
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(2 * time.Second):
-				}
+			rows, err := pollStatus(cmd.Context(), client, timeout, func(rows []statusRow) bool {
+				return !wait || allReady(rows, start)
+			})
+			if err != nil {
+				return err
 			}
 			if output == "json" {
 				enc := json.NewEncoder(cmd.OutOrStdout())
@@ -86,6 +75,27 @@ func statusClient(kubeconfig, lab string) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}
 	return kubernetes.NewForConfig(rc)
+}
+
+// pollStatus reads every node's published agent status every 2 s until done
+// accepts the rows or timeout passes, and returns the last rows.
+func pollStatus(ctx context.Context, client kubernetes.Interface, timeout time.Duration, done func([]statusRow) bool) ([]statusRow, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("list nodes: %w", err)
+		}
+		rows := statusRows(nodes.Items, time.Now())
+		if done(rows) || time.Now().After(deadline) {
+			return rows, nil
+		}
+		select {
+		case <-ctx.Done():
+			return rows, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // kubeconfigPath is the kubeconfig to use: the explicit one, else
