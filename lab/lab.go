@@ -106,6 +106,14 @@ type AgentRestarter interface {
 	RestartNodeAgent(node string, sig syscall.Signal) error
 }
 
+// AgentStopper is implemented by clusters that can stop the CNI's per-node
+// agent and later start it again as it was, leaving the datapath it loaded
+// in the kernel meanwhile.
+type AgentStopper interface {
+	StopNodeAgent(node string, sig syscall.Signal) error
+	StartNodeAgent(node string) error
+}
+
 // AgentStatuser is implemented by clusters whose CNI agent publishes a status
 // document (cnilab).
 type AgentStatuser interface {

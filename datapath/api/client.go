@@ -67,6 +67,30 @@ func (c *Client) MapEntries(ctx context.Context) (map[string]int, error) {
 	return out, err
 }
 
+// Healthz asks the agent whether it is ready: datapath loaded and node state
+// reconciled. Not ready is not an error: detail then says why. When nothing
+// answers the error wraps ErrAgentUnreachable.
+func (c *Client) Healthz(ctx context.Context) (ready bool, detail string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://cnilab-agent"+PathHealthz, nil)
+	if err != nil {
+		return false, "", err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return false, "", fmt.Errorf("%w at %s: %v", ErrAgentUnreachable, c.socket, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	detail = string(bytes.TrimSpace(b))
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, detail, nil
+	case http.StatusServiceUnavailable:
+		return false, detail, nil
+	}
+	return false, detail, fmt.Errorf("agent: GET %s: HTTP %d: %s", PathHealthz, resp.StatusCode, detail)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -45,9 +46,13 @@ func Main(build string) {
 // is not ready, is code 11 so the runtime retries.
 func agentNode(ctx context.Context, c *api.Client, socket string) (api.NodeInfo, error) {
 	n, err := c.Node(ctx)
+	if errors.Is(err, api.ErrAgentUnreachable) {
+		msg := fmt.Sprintf("%s at %s", api.ErrAgentUnreachable, socket)
+		return n, types.NewError(types.ErrTryAgainLater, msg, strings.TrimPrefix(err.Error(), msg+": "))
+	}
 	if err != nil {
 		return n, types.NewError(types.ErrTryAgainLater,
-			fmt.Sprintf("cnilab agent unreachable at %s", socket), err.Error())
+			fmt.Sprintf("cnilab agent at %s did not give the node's facts", socket), err.Error())
 	}
 	if !n.Ready {
 		return n, types.NewError(types.ErrTryAgainLater,

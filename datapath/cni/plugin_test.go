@@ -185,6 +185,12 @@ func TestAddFailsClosed(t *testing.T) {
 	l.agent.stop()
 	r := l.exec("ADD", "c1", podNS, "eth0", nil)
 	wantCode(t, r, types.ErrTryAgainLater, "unreachable at "+l.agent.socket)
+	if n := strings.Count(r.err.Error(), "unreachable at "+l.agent.socket); n != 1 {
+		t.Fatalf("the error names the unreachable agent %d times, want once: %s", n, r.err)
+	}
+	if !strings.Contains(r.err.Details, "connect") {
+		t.Fatalf("the error's details do not give the cause: %q", r.err.Details)
+	}
 	l.checkGone("c1", podNS)
 
 	// DEL with the agent down still cleans up and succeeds, saying so.

@@ -84,6 +84,19 @@ func (c *Client) Restart(ctx context.Context, name string, sig syscall.Signal) (
 	return r.Pid, err
 }
 
+// Stop signals a named daemon with sig and waits for it to exit (SIGKILL
+// after 10 s).
+func (c *Client) Stop(ctx context.Context, name string, sig syscall.Signal) error {
+	_, err := c.do(ctx, Request{Op: OpStop, Name: name, Signal: int(sig)})
+	return err
+}
+
+// Resume starts a stopped daemon again exactly as it was started.
+func (c *Client) Resume(ctx context.Context, name string) (int, error) {
+	r, err := c.do(ctx, Request{Op: OpResume, Name: name})
+	return r.Pid, err
+}
+
 // WriteFile writes a file in the guest, making its parents.
 func (c *Client) WriteFile(ctx context.Context, path string, data []byte, mode os.FileMode) error {
 	_, err := c.do(ctx, Request{Op: OpWrite, Path: path, Data: data, Mode: uint32(mode.Perm())})

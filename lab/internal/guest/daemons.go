@@ -120,3 +120,23 @@ func (s *daemonSet) restart(name string, sig syscall.Signal) (int, error) {
 	s.m[name] = d
 	return d.proc.Pid, nil
 }
+
+// resume starts a daemon that was stopped (or exited) again, exactly as it
+// was started. It refuses while the daemon runs.
+func (s *daemonSet) resume(name string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.m[name]
+	if !ok {
+		return 0, fmt.Errorf("no daemon %q", name)
+	}
+	if !exited(d) {
+		return 0, fmt.Errorf("daemon %s still runs (pid %d)", name, d.proc.Pid)
+	}
+	nd, err := launch(d.req)
+	if err != nil {
+		return 0, err
+	}
+	s.m[name] = nd
+	return nd.proc.Pid, nil
+}

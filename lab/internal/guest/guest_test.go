@@ -130,6 +130,26 @@ func TestDaemonRestartAndDial(t *testing.T) {
 	if pid2 == pid1 || syscall.Kill(pid1, 0) == nil {
 		t.Fatalf("restart did not replace pid %d (now %d)", pid1, pid2)
 	}
+	if _, err := c.Resume(ctx, name); err == nil {
+		t.Fatal("resume of a running daemon accepted")
+	}
+	if err := c.Stop(ctx, name, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if syscall.Kill(pid2, 0) == nil {
+		t.Fatalf("pid %d runs after stop", pid2)
+	}
+	pid3, err := c.Resume(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid3, syscall.SIGKILL)
+	if pid3 == pid2 || syscall.Kill(pid3, 0) != nil {
+		t.Fatalf("resume: pid %d (stopped %d)", pid3, pid2)
+	}
+	if _, err := c.Resume(ctx, "never-started"); err == nil {
+		t.Fatal("resume of an unknown daemon accepted")
+	}
 	for _, conn := range []func() (net.Conn, error){
 		func() (net.Conn, error) { return c.Dial(ctx, "unix", sock) },
 		func() (net.Conn, error) { return net.Dial("unix", fwd.Listen) },

@@ -24,6 +24,7 @@ const (
 	OpStart   = "start"   // start a named daemon
 	OpRestart = "restart" // signal a named daemon, wait for it, start it again
 	OpStop    = "stop"    // signal a named daemon and wait for it
+	OpResume  = "resume"  // start a stopped daemon again as it was
 	OpWrite   = "write"   // write a file (parents made)
 	OpRead    = "read"    // read a file
 	OpDial    = "dial"    // connect to a socket in the guest, then relay bytes
@@ -32,7 +33,7 @@ const (
 // Request is the first line of every stream.
 type Request struct {
 	Op      string   `json:"op"`
-	Name    string   `json:"name,omitempty"`    // daemon name (start, restart, stop)
+	Name    string   `json:"name,omitempty"`    // daemon name (start, restart, stop, resume)
 	Argv    []string `json:"argv,omitempty"`    // exec, start
 	Env     []string `json:"env,omitempty"`     // extra environment (exec, start)
 	Netns   string   `json:"netns,omitempty"`   // named netns to run in (exec, start); empty: the guest's own

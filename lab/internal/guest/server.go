@@ -89,6 +89,9 @@ func answer(req Request) Reply {
 		return replyErr(Reply{Pid: pid}, err)
 	case OpStop:
 		return replyErr(Reply{}, daemons.stop(req.Name, syscall.Signal(req.Signal)))
+	case OpResume:
+		pid, err := daemons.resume(req.Name)
+		return replyErr(Reply{Pid: pid}, err)
 	case OpWrite:
 		return replyErr(Reply{}, writeFile(req.Path, req.Data, os.FileMode(req.Mode)))
 	case OpRead:

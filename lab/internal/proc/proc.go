@@ -86,30 +86,58 @@ type record struct {
 // with sig, waits for it to exit (SIGKILL after 10s), and starts it again
 // exactly as before. It returns the new PID.
 func Restart(lab, name, logDir, pidDir string, sig syscall.Signal) (int, error) {
+	if err := Stop(name, pidDir, sig); err != nil {
+		return 0, fmt.Errorf("restart: %w", err)
+	}
+	return StartAgain(lab, name, logDir, pidDir)
+}
+
+// Stop signals the daemon name (started by Start with pidDir) with sig and
+// waits for it to exit, with SIGKILL after 10s. A daemon that is not running
+// is already stopped; one that was never started is an error.
+func Stop(name, pidDir string, sig syscall.Signal) error {
+	pidb, err := os.ReadFile(filepath.Join(pidDir, name+".pid"))
+	if err != nil {
+		return fmt.Errorf("stop %s: %w", name, err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(pidb)))
+	if pid <= 0 || !Alive(pid) {
+		return nil
+	}
+	_ = syscall.Kill(pid, sig)
+	deadline := time.Now().Add(10 * time.Second)
+	for Alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if Alive(pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		for i := 0; i < 100 && Alive(pid); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if Alive(pid) {
+		return fmt.Errorf("stop %s: pid %d still runs after SIGKILL", name, pid)
+	}
+	return nil
+}
+
+// StartAgain starts the daemon name exactly as Start last started it with
+// the same directories. It refuses while that daemon still runs.
+func StartAgain(lab, name, logDir, pidDir string) (int, error) {
 	b, err := os.ReadFile(filepath.Join(pidDir, name+".cmd"))
 	if err != nil {
-		return 0, fmt.Errorf("restart %s: %w", name, err)
+		return 0, fmt.Errorf("start %s again: %w", name, err)
 	}
 	var rec record
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return 0, fmt.Errorf("restart %s: %w", name, err)
+		return 0, fmt.Errorf("start %s again: %w", name, err)
 	}
-	pidb, err := os.ReadFile(filepath.Join(pidDir, name+".pid"))
-	if err != nil {
-		return 0, fmt.Errorf("restart %s: %w", name, err)
+	if len(rec.Args) == 0 {
+		return 0, fmt.Errorf("start %s again: %s.cmd holds no command", name, name)
 	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(pidb)))
-	if pid > 0 && Alive(pid) {
-		_ = syscall.Kill(pid, sig)
-		deadline := time.Now().Add(10 * time.Second)
-		for Alive(pid) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if Alive(pid) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			for i := 0; i < 100 && Alive(pid); i++ {
-				time.Sleep(20 * time.Millisecond)
-			}
+	if pidb, err := os.ReadFile(filepath.Join(pidDir, name+".pid")); err == nil {
+		if pid, _ := strconv.Atoi(strings.TrimSpace(string(pidb))); pid > 0 && Alive(pid) {
+			return 0, fmt.Errorf("start %s again: it still runs (pid %d)", name, pid)
 		}
 	}
 	cmd := exec.Command(rec.Path, rec.Args[1:]...)

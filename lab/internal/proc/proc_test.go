@@ -80,3 +80,38 @@ func TestRestartStartsTheSameCommand(t *testing.T) {
 		t.Fatalf("want exactly the restarted process tagged, got %v", tagged)
 	}
 }
+
+func TestStopThenStartAgain(t *testing.T) {
+	lab := fmt.Sprintf("stoptest-%d", os.Getpid())
+	dir := t.TempDir()
+	if err := Stop("never", dir, syscall.SIGTERM); err == nil {
+		t.Fatal("stopping a daemon that was never started: want an error")
+	}
+	pid, err := Start(Spec{Lab: lab, Name: "d", Cmd: exec.Command("sleep", "60"), LogDir: dir, PidDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = StopAll(lab, time.Second) })
+	if _, err := StartAgain(lab, "d", dir, dir); err == nil || !strings.Contains(err.Error(), "still runs") {
+		t.Fatalf("starting a running daemon again: want a 'still runs' error, got %v", err)
+	}
+	if err := Stop("d", dir, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if Alive(pid) {
+		t.Fatalf("pid %d alive after Stop", pid)
+	}
+	if err := Stop("d", dir, syscall.SIGTERM); err != nil {
+		t.Fatalf("stopping a stopped daemon: %v", err)
+	}
+	if tagged, _ := Tagged(lab); len(tagged) != 0 {
+		t.Fatalf("processes tagged after Stop: %v", tagged)
+	}
+	pid2, err := StartAgain(lab, "d", dir, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid2 == pid || !Alive(pid2) {
+		t.Fatalf("StartAgain: pid %d (old %d) alive=%v", pid2, pid, Alive(pid2))
+	}
+}

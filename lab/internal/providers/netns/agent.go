@@ -36,6 +36,32 @@ func (c *Cluster) RestartNodeAgent(node string, sig syscall.Signal) error {
 	return c.backend.RestartDaemon(context.Background(), c.cfg, node, name, sig)
 }
 
+// StopNodeAgent stops the CNI's agent on node with sig and leaves it
+// stopped until StartNodeAgent.
+func (c *Cluster) StopNodeAgent(node string, sig syscall.Signal) error {
+	name, err := c.agentDaemon(node)
+	if err != nil {
+		return err
+	}
+	if err := c.backend.StopDaemon(context.Background(), c.cfg, node, name, sig); err != nil {
+		return fmt.Errorf("stop the agent on %s: %w", node, err)
+	}
+	return nil
+}
+
+// StartNodeAgent starts the agent StopNodeAgent stopped, exactly as it was
+// started.
+func (c *Cluster) StartNodeAgent(node string) error {
+	name, err := c.agentDaemon(node)
+	if err != nil {
+		return err
+	}
+	if err := c.backend.ResumeDaemon(context.Background(), c.cfg, node, name); err != nil {
+		return fmt.Errorf("start the agent on %s again: %w", node, err)
+	}
+	return nil
+}
+
 // AgentStatus returns the /v1/status document of node's cnilab agent.
 func (c *Cluster) AgentStatus(ctx context.Context, node string) (map[string]any, error) {
 	if c.cfg.CNI != "cnilab" && c.cfg.CNI != "cnilab-vxlan" {

@@ -41,6 +41,11 @@ type NodeBackend interface {
 	// RestartDaemon stops a daemon started through a node's Host with sig
 	// and starts it again as it was.
 	RestartDaemon(ctx context.Context, cfg config.Config, node, name string, sig syscall.Signal) error
+	// StopDaemon stops such a daemon with sig (SIGKILL after 10 s) and
+	// leaves it stopped.
+	StopDaemon(ctx context.Context, cfg config.Config, node, name string, sig syscall.Signal) error
+	// ResumeDaemon starts a daemon StopDaemon stopped again, as it was.
+	ResumeDaemon(ctx context.Context, cfg config.Config, node, name string) error
 }
 
 var (
@@ -122,6 +127,15 @@ func (nsBackend) ExecIn(ctx context.Context, cfg config.Config, node, ns string,
 
 func (nsBackend) RestartDaemon(_ context.Context, cfg config.Config, _, name string, sig syscall.Signal) error {
 	_, err := proc.Restart(cfg.Name, name, filepath.Join(cfg.Dir(), "logs"), filepath.Join(cfg.Dir(), "run"), sig)
+	return err
+}
+
+func (nsBackend) StopDaemon(_ context.Context, cfg config.Config, _, name string, sig syscall.Signal) error {
+	return proc.Stop(name, filepath.Join(cfg.Dir(), "run"), sig)
+}
+
+func (nsBackend) ResumeDaemon(_ context.Context, cfg config.Config, _, name string) error {
+	_, err := proc.StartAgain(cfg.Name, name, filepath.Join(cfg.Dir(), "logs"), filepath.Join(cfg.Dir(), "run"))
 	return err
 }
 

@@ -98,6 +98,15 @@ func (backend) RestartDaemon(ctx context.Context, cfg config.Config, node, name 
 	return err
 }
 
+func (backend) StopDaemon(ctx context.Context, cfg config.Config, node, name string, sig syscall.Signal) error {
+	return client(cfg, node).Stop(ctx, name, sig)
+}
+
+func (backend) ResumeDaemon(ctx context.Context, cfg config.Config, node, name string) error {
+	_, err := client(cfg, node).Resume(ctx, name)
+	return err
+}
+
 // guestHost is a VM as the CNI installers and the node role see it.
 type guestHost struct{ c *guest.Client }
 
