@@ -2,6 +2,9 @@ package loader
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,6 +135,7 @@ func TestForwardSameNode(t *testing.T) {
 			for _, p := range []*pod{s.a, s.b} {
 				checkAttached(t, s.node, p.hostIdx, ingress, tc.mode)
 			}
+			checkPinModes(t, s.pin, tc.mode == AttachTCX)
 			mustConnect(t, s.a.ns, s.bAddr, "a->b")
 			mustConnect(t, s.b.ns, s.aAddr, "b->a")
 			mustBulk(t, s.a.ns, s.bAddr, 4<<20)
@@ -197,5 +201,38 @@ func (s *sameNode) truncatedFramePassed(t *testing.T) {
 			t.Fatalf("truncated frame did not reach the node's stack (InHdrErrors %d -> %d)", before, after)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkPinModes requires that only root can reach the node's pins: no
+// group or other permission on any pinned map or link (0600) or directory
+// (0700), and, when links are expected (TCX), links pinned.
+func checkPinModes(t *testing.T, dir string, wantLinks bool) {
+	t.Helper()
+	files, links := 0, 0
+	err := filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if !e.IsDir() {
+			files++
+			if strings.HasPrefix(p, filepath.Join(dir, linksDir)+"/") {
+				links++
+			}
+		}
+		if p != dir && info.Mode().Perm()&0o077 != 0 {
+			t.Errorf("pin %s: mode %v, want no group or other access", p, info.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk pins in %s: %v", dir, err)
+	}
+	if files == 0 || wantLinks && links == 0 {
+		t.Fatalf("pins in %s: %d in all, %d links; want maps pinned and, with TCX, links", dir, files, links)
 	}
 }
