@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +64,26 @@ func TestTCPHealthzAndMetrics(t *testing.T) {
 			t.Fatal("TCP listener still serving after ctx ended")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The node-local API (endpoints, status, flows) is on a unix socket only
+// root can open.
+func TestSocketIsOwnerOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.sock")
+	if err := os.WriteFile(path, nil, 0o666); err != nil { // a stale file from a killed agent
+		t.Fatal(err)
+	}
+	ln, err := listenUnix(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("agent socket %s: mode %v, want a socket with 0600", path, fi.Mode())
 	}
 }
