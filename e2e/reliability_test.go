@@ -40,6 +40,13 @@ var _ = Describe("Agent restarts", Label("restart", "reliability"), func() {
 		}
 		baseline, err := agentMaps(ctx, socks, nodes)
 		Expect(err).NotTo(HaveOccurred())
+		GinkgoWriter.Printf("maps before the spec: %v\n", baseline)
+		// Every veth-owner entry belongs to an endpoint: more owners than
+		// endpoints is state an earlier spec's pods left behind.
+		for _, n := range nodes {
+			Expect(baseline[n]["cnilab_lxc"]).To(Equal(baseline[n]["cnilab_endpoints"]),
+				"%s before the spec: %d veth-owner entries for %d endpoints (left behind by earlier pods)", n, baseline[n]["cnilab_lxc"], baseline[n]["cnilab_endpoints"])
+		}
 		w := newIsolatedServer(ctx, "reliability")
 
 		window := time.Duration(agentRestarts)*1500*time.Millisecond + 10*time.Second
@@ -82,7 +89,9 @@ var _ = Describe("Agent restarts", Label("restart", "reliability"), func() {
 				}
 			}
 			return off
-		}).WithTimeout(90*time.Second).WithPolling(2*time.Second).Should(BeEmpty(), "state maps after the pods are gone")
+		}).WithTimeout(90*time.Second).WithPolling(2*time.Second).Should(BeEmpty(), func() string {
+			return fmt.Sprintf("state maps after the pods are gone (before %v, last %v)", baseline, last)
+		})
 		GinkgoWriter.Printf("maps before %v, after %v\n", baseline, last)
 	}, SpecTimeout(5*time.Minute))
 })

@@ -313,6 +313,7 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 			} else if n > 0 {
 				a.log.Debug("conntrack gc", "expired", n)
 			}
+			a.pruneVethOwners(dp)
 		}
 	}
 }

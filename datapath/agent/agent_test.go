@@ -179,6 +179,7 @@ func (f *fakeDatapath) LostEvents() (uint64, error)        { return 0, nil }
 func (f *fakeDatapath) EndpointEntries() (map[netip.Addr]EndpointEntry, error) {
 	return maps.Clone(f.endpoints), nil
 }
+func (f *fakeDatapath) PruneVethOwners() ([]string, error) { return nil, nil }
 func (f *fakeDatapath) MapEntries() (map[string]int, error) {
 	return map[string]int{"cnilab_endpoints": len(f.endpoints)}, nil
 }

@@ -33,6 +33,9 @@ type Datapath interface {
 	// outlives the agent).
 	EndpointEntries() (map[netip.Addr]EndpointEntry, error)
 	DeleteEndpoint(ip netip.Addr) error
+	// PruneVethOwners removes veth-owner entries no endpoint accounts for
+	// and describes each ("ifindex 7 → 10.244.0.3").
+	PruneVethOwners() ([]string, error)
 	UpsertRemote(p netip.Prefix, nodeIP netip.Addr) error
 	DeleteRemote(p netip.Prefix) error
 	UpsertIdentity(p netip.Prefix, identity uint32) error

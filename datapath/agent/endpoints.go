@@ -245,5 +245,18 @@ func (a *Agent) restoreEndpoints() error {
 	n := len(a.endpoints)
 	a.mu.Unlock()
 	a.log.Info("restored endpoints", "count", n)
+	a.pruneVethOwners(a.dp)
 	return nil
+}
+
+// pruneVethOwners drops veth-owner entries that no endpoint accounts for,
+// saying which: each is state some path failed to remove.
+func (a *Agent) pruneVethOwners(dp Datapath) {
+	pruned, err := dp.PruneVethOwners()
+	if err != nil {
+		a.log.Warn("prune veth owners", "err", err)
+	}
+	if len(pruned) > 0 {
+		a.log.Warn("removed veth-owner entries no endpoint accounts for", "count", len(pruned), "entries", pruned)
+	}
 }

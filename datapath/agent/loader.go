@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -44,6 +45,15 @@ func (l loaderDatapath) EndpointEntries() (map[netip.Addr]EndpointEntry, error) 
 		out[ip] = EndpointEntry{Ifindex: e.Ifindex, PodMAC: e.PodMAC, HostMAC: e.HostMAC, PolicyIngress: e.PolicyIngress, PolicyEgress: e.PolicyEgress}
 	}
 	return out, nil
+}
+
+func (l loaderDatapath) PruneVethOwners() ([]string, error) {
+	pruned, err := l.Datapath.PruneVethOwners()
+	out := make([]string, 0, len(pruned))
+	for _, o := range pruned {
+		out = append(out, fmt.Sprintf("ifindex %d → %v", o.Ifindex, o.IP))
+	}
+	return out, err
 }
 
 func (l loaderDatapath) UpsertEndpoint(ip netip.Addr, e EndpointEntry) error {

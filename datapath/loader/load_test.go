@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -290,6 +291,37 @@ func TestPolicyMapAPI(t *testing.T) {
 	}
 	if _, ok := owner(43); ok {
 		t.Error("owner of 43 kept after DeleteEndpoint")
+	}
+
+	// Owners no endpoint accounts for (no endpoint; the endpoint on
+	// another veth) are pruned; the rest stay.
+	info.Ifindex = 44
+	if err := d.UpsertEndpoint(ep, info); err != nil {
+		t.Fatal(err)
+	}
+	for ifindex, ip := range map[uint32]netip.Addr{45: other, 46: ep} {
+		if err := d.objs.CnilabLxc.Put(ifindex, be32(ip.As4())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pruned, err := d.PruneVethOwners()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(pruned, func(a, b VethOwner) int { return a.Ifindex - b.Ifindex })
+	if want := []VethOwner{{45, other}, {46, ep}}; !reflect.DeepEqual(pruned, want) {
+		t.Errorf("pruned %v, want %v", pruned, want)
+	}
+	if a, ok := owner(44); !ok || a != ep {
+		t.Errorf("owner of 44 after pruning: %v %v", a, ok)
+	}
+	for _, i := range []uint32{45, 46} {
+		if _, ok := owner(i); ok {
+			t.Errorf("owner of %d kept by pruning", i)
+		}
+	}
+	if again, err := d.PruneVethOwners(); err != nil || len(again) != 0 {
+		t.Errorf("second prune: %v, %v", again, err)
 	}
 }
 

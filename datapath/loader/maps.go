@@ -94,6 +94,42 @@ func (d *Datapath) deleteOwner(ifindex uint32, ip [4]byte) error {
 	return nil
 }
 
+// VethOwner is an entry of the veth-owner map: host-side veth ifindex → pod.
+type VethOwner struct {
+	Ifindex int
+	IP      netip.Addr
+}
+
+// PruneVethOwners removes every veth-owner entry whose pod has no endpoint
+// on that veth, and returns them. Upsert and delete keep the map in step
+// with the endpoints; an entry this finds was left by a path that did not
+// (a crash between the two writes, a bug), and would keep the source check
+// off a reused ifindex.
+func (d *Datapath) PruneVethOwners() ([]VethOwner, error) {
+	d.epMu.Lock()
+	defer d.epMu.Unlock()
+	var stale []VethOwner
+	var ifindex, owner uint32
+	it := d.objs.CnilabLxc.Iterate()
+	for it.Next(&ifindex, &owner) {
+		var ep datapathEndpointInfo
+		key := addrOf(owner).As4()
+		if err := d.objs.CnilabEndpoints.Lookup(key, &ep); err == nil && ep.Ifindex == ifindex {
+			continue
+		}
+		stale = append(stale, VethOwner{Ifindex: int(ifindex), IP: addrOf(owner)})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("prune veth owners: %w", err)
+	}
+	for _, o := range stale {
+		if err := d.objs.CnilabLxc.Delete(uint32(o.Ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return stale, fmt.Errorf("prune veth owner %d: %w", o.Ifindex, err)
+		}
+	}
+	return stale, nil
+}
+
 // SetEndpointPolicy turns a local pod's ingress and egress enforcement on
 // or off, leaving the rest of its entry alone. The pod must be in the map.
 func (d *Datapath) SetEndpointPolicy(ip netip.Addr, ingress, egress bool) error {
