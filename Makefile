@@ -93,14 +93,15 @@ e2e: build tools netns-dir
 # unit tests (root ones included when run as root), then on the netns
 # provider: the connectivity suite on cnilab (native and VXLAN, TCX and the tc
 # fallback) and flannel, and the upstream NetworkPolicy cases on cnilab and on
-# the flannel baseline. `make e2e` runs the whole policy catalog.
+# the flannel baseline, and the reliability specs (agent restarts, agent
+# down) on cnilab. `make e2e` runs the whole policy catalog.
 #
 # Then, on the qemu provider, the connectivity suite on cnilab with the
 # Debian 6.1 (tc attach) and 6.12 (TCX) kernels. The unit stage runs after
 # build, tools and kernels so that the qemu failure tests (a kernel that does
 # not boot, a VM that hangs, a missing module) run rather than skip.
 test: check check-generate build tools kernels unit fuzz-smoke
-	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel LABELS='connectivity || observability || manifests || (policy && upstream)'
+	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel LABELS='connectivity || observability || manifests || reliability || (policy && upstream)'
 	CNILAB_ATTACH=tc $(MAKE) e2e PROVIDER=netns CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
 	$(MAKE) e2e PROVIDER=qemu HOST_RUN=0 KERNELS="$(KERNELS)" CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
 
