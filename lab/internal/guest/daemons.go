@@ -111,14 +111,7 @@ func (s *daemonSet) restart(name string, sig syscall.Signal) (int, error) {
 	if err := s.stop(name, sig); err != nil {
 		return 0, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, err := launch(s.m[name].req)
-	if err != nil {
-		return 0, err
-	}
-	s.m[name] = d
-	return d.proc.Pid, nil
+	return s.resume(name)
 }
 
 // resume starts a daemon that was stopped (or exited) again, exactly as it
