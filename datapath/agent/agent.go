@@ -96,6 +96,19 @@ type Agent struct {
 	observe   *observer
 	underlay  int // ifindex
 	overlay   int // vxlan ifindex, 0 in native mode
+
+	// workers are the goroutines that write the datapath (policy, nodes,
+	// flow events); Run waits for them before it closes the datapath.
+	workers sync.WaitGroup
+}
+
+// spawn runs f in a goroutine Run waits for before closing the datapath.
+func (a *Agent) spawn(f func()) {
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		f()
+	}()
 }
 
 // New builds an agent and its Kubernetes client; Run starts it.
@@ -216,12 +229,17 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 	}
 	srv := a.server()
 	go func() { _ = srv.Serve(ln) }()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-		_ = os.Remove(a.cfg.Socket)
-	}()
+	var stopServing sync.Once
+	stopAPI := func() {
+		stopServing.Do(func() {
+			// Waits for the requests in progress (an endpoint's add or delete).
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			_ = os.Remove(a.cfg.Socket)
+		})
+	}
+	defer stopAPI()
 	// /healthz (503 until ready) and /metrics for the kubelet's probes and
 	// Prometheus, from the start: readiness is the agent's to say.
 	if a.cfg.MetricsAddress != "" {
@@ -259,7 +277,17 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 	if err != nil {
 		return fmt.Errorf("agent: load datapath: %w", err)
 	}
-	defer dp.Close()
+	// The datapath closes last: the loops and the API requests that write
+	// it end first, so that none is cut between two maps (Close also waits
+	// for a write in progress, should a request outlive the shutdown).
+	defer func() {
+		endRun()
+		stopAPI()
+		a.workers.Wait()
+		if err := dp.Close(); err != nil {
+			a.log.Warn("close datapath", "err", err)
+		}
+	}()
 	a.mu.Lock()
 	a.dp = dp
 	a.mu.Unlock()
@@ -287,10 +315,10 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 	a.mu.Unlock()
 	// Events wait in the pinned ring while the agent is away; read them
 	// once the first compilation can name their pods.
-	go a.observe.run(ctx, a, dp)
+	a.spawn(func() { a.observe.run(ctx, a, dp) })
 	a.setPhase("syncing nodes")
 	synced := make(chan struct{})
-	go a.watchNodes(ctx, synced)
+	a.spawn(func() { a.watchNodes(ctx, synced) })
 	select {
 	case <-synced:
 	case <-ctx.Done():

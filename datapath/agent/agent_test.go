@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +130,34 @@ func TestPutAndDeleteEndpoint(t *testing.T) {
 	}
 }
 
+// An endpoint whose address a newer one took (its CNI ADD gave up waiting
+// for the agent, and the plugin released the address) leaves the registry
+// when the newer one registers: deleting the newer pod then clears the map
+// entry instead of keeping it for the stale holder.
+func TestPutEndpointSupersedesHolderOfItsAddress(t *testing.T) {
+	a, f := testAgent(t, true)
+	if rec := do(t, a, http.MethodPut, api.PathEndpoints+"/c1", loEndpoint); rec.Code != http.StatusNoContent {
+		t.Fatalf("put c1: %d %s", rec.Code, rec.Body)
+	}
+	newer := loEndpoint
+	newer.ContainerID, newer.PodName = "c2", "b"
+	if rec := do(t, a, http.MethodPut, api.PathEndpoints+"/c2", newer); rec.Code != http.StatusNoContent {
+		t.Fatalf("put c2: %d %s", rec.Code, rec.Body)
+	}
+	if got := a.Status().Endpoints; len(got) != 1 || got[0].ContainerID != "c2" {
+		t.Fatalf("registry after c2 took c1's address: %+v", got)
+	}
+	if _, err := os.Stat(filepath.Join(a.recordDir(), "c1.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("c1's record kept: %v", err)
+	}
+	if rec := do(t, a, http.MethodDelete, api.PathEndpoints+"/c2", nil); rec.Code != http.StatusNoContent {
+		t.Fatalf("delete c2: %d", rec.Code)
+	}
+	if len(f.endpoints) != 0 || f.attached[1] {
+		t.Fatalf("deleting c2 left datapath state: %+v %+v", f.attached, f.endpoints)
+	}
+}
+
 func TestPutEndpointRejects(t *testing.T) {
 	cases := map[string]struct {
 		mutate func(*api.Endpoint)
@@ -207,5 +239,40 @@ func TestRestoreKeepsEnforcement(t *testing.T) {
 	}
 	if r := b.endpoints["c1"]; r == nil || !r.policyIngress {
 		t.Errorf("restored record %+v does not know ingress is enforced", r)
+	}
+}
+
+// A record whose veth is gone is forgotten on restore without taking the
+// map entry of a live endpoint that has its address now, whichever record
+// the directory lists first.
+func TestRestoreForgetsGoneEndpointButKeepsAddressHolder(t *testing.T) {
+	a, _ := testAgent(t, true)
+	if rec := do(t, a, http.MethodPut, api.PathEndpoints+"/c1", loEndpoint); rec.Code != http.StatusNoContent {
+		t.Fatalf("put: %d %s", rec.Code, rec.Body)
+	}
+	gone := loEndpoint
+	gone.ContainerID, gone.HostIfName, gone.HostIfIndex = "z9", "lxcgone", 1<<20
+	b, err := json.Marshal(gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(a.recordDir(), "z9.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, f := testAgent(t, true)
+	r.cfg.StateDir = a.cfg.StateDir
+	ip := netip.MustParseAddr(loEndpoint.IP)
+	f.endpoints[ip] = EndpointEntry{Ifindex: 1}
+	if err := r.restoreEndpoints(); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := f.endpoints[ip]; !ok || e.Ifindex != 1 {
+		t.Errorf("after restore the endpoint map holds %+v (present %v), want c1's entry", e, ok)
+	}
+	if len(r.endpoints) != 1 || r.endpoints["c1"] == nil {
+		t.Errorf("restored %v, want c1 only", slices.Collect(maps.Keys(r.endpoints)))
+	}
+	if _, err := os.Stat(filepath.Join(a.recordDir(), "z9.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("gone endpoint's record kept: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -100,9 +101,13 @@ func (a *Agent) putEndpoint(ep api.Endpoint) error {
 		return err
 	}
 	a.mu.Lock()
+	superseded := a.takeAddress(r)
 	a.endpoints[ep.ContainerID] = r
 	engine := a.policy
 	a.mu.Unlock()
+	for _, old := range superseded {
+		a.forgetSuperseded(dp, old, r)
+	}
 	if engine != nil {
 		if err := engine.sync(); err != nil {
 			a.log.Warn("policy for new endpoint", "ip", r.ip, "err", err)
@@ -110,6 +115,39 @@ func (a *Agent) putEndpoint(ep api.Endpoint) error {
 	}
 	a.log.Info("endpoint added", "pod", ep.PodNamespace+"/"+ep.PodName, "ip", r.ip, "if", ep.HostIfName)
 	return nil
+}
+
+// takeAddress removes from the registry the other endpoints that hold r's
+// address, and returns them. IPAM gives an address to one container at a
+// time, so such an endpoint outlived its address: its CNI ADD gave up
+// waiting for the agent and released it. Kept, it would compete with r for
+// the map entry (the policy engine rewrites whichever it finds first).
+// The caller holds a.mu.
+func (a *Agent) takeAddress(r *endpointRecord) []*endpointRecord {
+	var out []*endpointRecord
+	for id, other := range a.endpoints {
+		if other.ip == r.ip && id != r.ContainerID {
+			out = append(out, other)
+			delete(a.endpoints, id)
+		}
+	}
+	return out
+}
+
+// forgetSuperseded drops an endpoint whose address r took: its programs
+// leave its veth if that still exists (r's map entry stays), and its
+// record goes.
+func (a *Agent) forgetSuperseded(dp Datapath, old, r *endpointRecord) {
+	if linkMatches(old) && old.HostIfIndex != r.HostIfIndex {
+		if err := dp.DetachEndpoint(old.HostIfIndex); err != nil {
+			a.log.Debug("detach superseded endpoint", "ifindex", old.HostIfIndex, "err", err)
+		}
+	}
+	if err := os.Remove(filepath.Join(a.recordDir(), old.ContainerID+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		a.log.Warn("remove superseded endpoint record", "container", old.ContainerID, "err", err)
+	}
+	a.log.Warn("endpoint superseded: a new endpoint took its address", "ip", r.ip,
+		"old", old.PodNamespace+"/"+old.PodName, "oldContainer", old.ContainerID, "container", r.ContainerID)
 }
 
 func (a *Agent) install(dp Datapath, r *endpointRecord) error {
@@ -207,6 +245,8 @@ func (a *Agent) restoreEndpoints() error {
 	if err != nil {
 		return fmt.Errorf("agent: read the endpoint map: %w", err)
 	}
+	var live []*endpointRecord
+	var gone []*endpointRecord
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".json") {
 			continue
@@ -224,12 +264,23 @@ func (a *Agent) restoreEndpoints() error {
 		r, err := a.parseEndpoint(ep)
 		if err != nil || !linkMatches(r) {
 			a.log.Info("forgetting endpoint whose interface is gone", "container", ep.ContainerID)
-			if r != nil && a.dp != nil {
-				_ = a.dp.DeleteEndpoint(r.ip)
+			if r != nil {
+				gone = append(gone, r)
 			}
 			_ = os.Remove(p)
 			continue
 		}
+		live = append(live, r)
+	}
+	// A gone endpoint's map entry goes, unless a live one has its address
+	// now (the entry is then the live one's).
+	for _, r := range gone {
+		if !slices.ContainsFunc(live, func(l *endpointRecord) bool { return l.ip == r.ip }) {
+			_ = a.dp.DeleteEndpoint(r.ip)
+		}
+	}
+	for _, r := range live {
+		ep := r.Endpoint
 		if cur, ok := inKernel[r.ip]; ok {
 			r.policyIngress, r.policyEgress = cur.PolicyIngress, cur.PolicyEgress
 		}

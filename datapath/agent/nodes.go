@@ -71,6 +71,8 @@ func (a *Agent) watchNodes(ctx context.Context, synced chan<- struct{}) {
 		close(synced)
 	}
 	<-ctx.Done()
+	// Its handlers write routes and the remote map: wait for them.
+	factory.Shutdown()
 }
 
 // upsertRemote routes a remote node's PodCIDR: natively via its underlay IP,

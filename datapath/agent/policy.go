@@ -73,7 +73,7 @@ func (a *Agent) startPolicy(ctx context.Context) (*policyEngine, error) {
 	if err := e.sync(); err != nil {
 		return nil, err
 	}
-	go e.loop(ctx)
+	e.a.spawn(func() { e.loop(ctx) })
 	return e, nil
 }
 

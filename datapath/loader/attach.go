@@ -62,6 +62,9 @@ func (d *Datapath) AttachNetdev(ifindex int) error {
 func (d *Datapath) DetachEndpoint(ifindex int) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("detach %d: %w", ifindex, ErrClosed)
+	}
 	var errs []error
 	for _, h := range []hook{ingress, egress} {
 		errs = append(errs, d.detachTCX(ifindex, h), detachTC(ifindex, h))
@@ -81,6 +84,9 @@ func (d *Datapath) attachAll(ifindex int, as ...attachment) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("attach %d: %w", ifindex, ErrClosed)
+	}
 	for _, a := range as {
 		var err error
 		switch d.attach {

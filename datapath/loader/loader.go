@@ -56,6 +56,9 @@ type Datapath struct {
 	mu       sync.Mutex // serialises attach and detach
 	epMu     sync.Mutex // serialises endpoint writes (endpoint + veth owner)
 	polMu    sync.Mutex // guards policies and serialises policy writes
+	// closed is set by Close under mu, epMu and polMu: a write that holds
+	// its lock either finished before Close or sees closed and does nothing.
+	closed bool
 	// policies mirrors cnilab_policy by endpoint (network byte order); nil
 	// until first read.
 	policies map[uint32]policySet
@@ -188,7 +191,21 @@ func (d *Datapath) Features() Features { return d.features }
 
 // Close releases the process's file descriptors. Pinned maps, links and tc
 // filters stay, and with them the forwarding.
+//
+// Close waits for the endpoint, policy and attach writes in progress: one
+// cut in half would leave one map ahead of the other (an endpoint deleted
+// and its veth-owner entry kept). Those writes return ErrClosed afterwards.
 func (d *Datapath) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.epMu.Lock()
+	defer d.epMu.Unlock()
+	d.polMu.Lock()
+	defer d.polMu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
 	return d.objs.Close()
 }
 

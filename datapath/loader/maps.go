@@ -64,8 +64,14 @@ func (d *Datapath) UpsertEndpoint(ip netip.Addr, ep EndpointInfo) error {
 	copy(val.HostMac[:], ep.HostMAC)
 	d.epMu.Lock()
 	defer d.epMu.Unlock()
+	if d.closed {
+		return fmt.Errorf("upsert endpoint %v: %w", ip, ErrClosed)
+	}
 	var old datapathEndpointInfo
-	hadOld := d.objs.CnilabEndpoints.Lookup(key, &old) == nil
+	hadOld, err := lookupEndpoint(d.objs.CnilabEndpoints, key, &old)
+	if err != nil {
+		return fmt.Errorf("upsert endpoint %v: %w", ip, err)
+	}
 	// The endpoint before its veth's owner entry: a packet from the veth
 	// in between finds the endpoint and passes.
 	if err := d.objs.CnilabEndpoints.Put(key, val); err != nil {
@@ -82,10 +88,27 @@ func (d *Datapath) UpsertEndpoint(ip netip.Addr, ep EndpointInfo) error {
 	return nil
 }
 
+// lookupEndpoint reads an endpoint entry: absent is (false, nil), and any
+// other failure an error, so that no caller takes a failed read for "none".
+func lookupEndpoint(m *ebpf.Map, key [4]byte, val *datapathEndpointInfo) (bool, error) {
+	err := m.Lookup(key, val)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // deleteOwner removes the veth owner entry of ifindex if it is ip's.
 func (d *Datapath) deleteOwner(ifindex uint32, ip [4]byte) error {
 	var owner uint32
-	if err := d.objs.CnilabLxc.Lookup(ifindex, &owner); err != nil || owner != be32(ip) {
+	err := d.objs.CnilabLxc.Lookup(ifindex, &owner)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read veth owner %d: %w", ifindex, err)
+	}
+	if owner != be32(ip) {
 		return nil
 	}
 	if err := d.objs.CnilabLxc.Delete(ifindex); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -108,6 +131,9 @@ type VethOwner struct {
 func (d *Datapath) PruneVethOwners() ([]VethOwner, error) {
 	d.epMu.Lock()
 	defer d.epMu.Unlock()
+	if d.closed {
+		return nil, fmt.Errorf("prune veth owners: %w", ErrClosed)
+	}
 	var stale []VethOwner
 	var ifindex, owner uint32
 	it := d.objs.CnilabLxc.Iterate()
@@ -139,6 +165,9 @@ func (d *Datapath) SetEndpointPolicy(ip netip.Addr, ingress, egress bool) error 
 	}
 	d.epMu.Lock()
 	defer d.epMu.Unlock()
+	if d.closed {
+		return fmt.Errorf("set endpoint policy %v: %w", ip, ErrClosed)
+	}
 	var val datapathEndpointInfo
 	if err := d.objs.CnilabEndpoints.Lookup(key, &val); err != nil {
 		return fmt.Errorf("set endpoint policy %v: %w", ip, err)
@@ -159,8 +188,14 @@ func (d *Datapath) DeleteEndpoint(ip netip.Addr) error {
 	}
 	d.epMu.Lock()
 	defer d.epMu.Unlock()
+	if d.closed {
+		return fmt.Errorf("delete endpoint %v: %w", ip, ErrClosed)
+	}
 	var old datapathEndpointInfo
-	hadOld := d.objs.CnilabEndpoints.Lookup(key, &old) == nil
+	hadOld, err := lookupEndpoint(d.objs.CnilabEndpoints, key, &old)
+	if err != nil {
+		return fmt.Errorf("delete endpoint %v: %w", ip, err)
+	}
 	if err := d.objs.CnilabEndpoints.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("delete endpoint %v: %w", ip, err)
 	}

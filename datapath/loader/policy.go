@@ -158,6 +158,9 @@ func (d *Datapath) SetPolicy(endpoint netip.Addr, keys []PolicyKey) error {
 	}
 	d.polMu.Lock()
 	defer d.polMu.Unlock()
+	if d.closed {
+		return fmt.Errorf("set policy %v: %w", endpoint, ErrClosed)
+	}
 	if err := d.loadPolicies(); err != nil {
 		return fmt.Errorf("set policy %v: %w", endpoint, err)
 	}
@@ -212,6 +215,9 @@ func (d *Datapath) updatePolicyKey(k PolicyKey, add bool) error {
 	}
 	d.polMu.Lock()
 	defer d.polMu.Unlock()
+	if d.closed {
+		return fmt.Errorf("policy entry %v: %w", k, ErrClosed)
+	}
 	if err := d.loadPolicies(); err != nil {
 		return fmt.Errorf("policy entry %v: %w", k, err)
 	}

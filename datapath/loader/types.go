@@ -47,6 +47,9 @@ const AttachEnv = "CNILAB_ATTACH"
 // ErrNotSupported is wrapped by errors about features the kernel lacks.
 var ErrNotSupported = errors.New("not supported by this kernel")
 
+// ErrClosed is wrapped by errors of writes to a Datapath after its Close.
+var ErrClosed = errors.New("datapath closed")
+
 // DefaultVNI is the VXLAN network identifier used when Options.VNI is 0.
 const DefaultVNI = 2
 
