@@ -284,6 +284,8 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 		endRun()
 		stopAPI()
 		a.workers.Wait()
+		// Every event read is in the store now: the next agent serves them.
+		a.saveFlows()
 		if err := dp.Close(); err != nil {
 			a.log.Warn("close datapath", "err", err)
 		}
@@ -293,7 +295,6 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 	a.mu.Unlock()
 	a.log.Info("datapath loaded", "attach", dp.AttachMode(), "features", dp.Features())
 	a.observe.registry.MustRegister(flows.NewCollector(dp, a.observe.store))
-	defer a.saveFlows()
 	if err := dp.AttachNetdev(a.underlay); err != nil {
 		return fmt.Errorf("agent: attach to %s: %w", a.cfg.UnderlayDevice, err)
 	}
