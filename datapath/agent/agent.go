@@ -97,9 +97,15 @@ type Agent struct {
 	underlay  int // ifindex
 	overlay   int // vxlan ifindex, 0 in native mode
 
-	// workers are the goroutines that write the datapath (policy, nodes,
-	// flow events); Run waits for them before it closes the datapath.
+	// workers are the goroutines that use the datapath (policy, nodes,
+	// flow events, the metrics listener); Run waits for them before it
+	// closes the datapath.
 	workers sync.WaitGroup
+	// endpointWrites is held shared by each endpoint add and delete of
+	// the API (beginEndpointWrite); endpointWritesClosed turns them away
+	// once Run stops.
+	endpointWrites       sync.RWMutex
+	endpointWritesClosed bool
 }
 
 // spawn runs f in a goroutine Run waits for before closing the datapath.
@@ -283,6 +289,7 @@ func (a *Agent) Run(ctx context.Context, load func(Config, int) (Datapath, error
 	defer func() {
 		endRun()
 		stopAPI()
+		a.closeEndpointWrites() // those that outlived the API's shutdown
 		a.workers.Wait()
 		// Every event read is in the store now: the next agent serves them.
 		a.saveFlows()

@@ -28,6 +28,7 @@ type fakeDatapath struct {
 	attached  map[int]bool
 	endpoints map[netip.Addr]EndpointEntry
 	failPut   bool
+	failDel   bool
 }
 
 func newFake() *fakeDatapath {
@@ -42,7 +43,13 @@ func (f *fakeDatapath) AttachNetdev(int) error                      { return nil
 func (f *fakeDatapath) UpsertRemote(netip.Prefix, netip.Addr) error { return nil }
 func (f *fakeDatapath) DeleteRemote(netip.Prefix) error             { return nil }
 func (f *fakeDatapath) Close() error                                { return nil }
-func (f *fakeDatapath) DeleteEndpoint(ip netip.Addr) error          { delete(f.endpoints, ip); return nil }
+func (f *fakeDatapath) DeleteEndpoint(ip netip.Addr) error {
+	if f.failDel {
+		return io.ErrUnexpectedEOF
+	}
+	delete(f.endpoints, ip)
+	return nil
+}
 func (f *fakeDatapath) UpsertEndpoint(ip netip.Addr, e EndpointEntry) error {
 	if f.failPut {
 		return io.ErrUnexpectedEOF
@@ -243,21 +250,17 @@ func TestRestoreKeepsEnforcement(t *testing.T) {
 }
 
 // A record whose veth is gone is forgotten on restore without taking the
-// map entry of a live endpoint that has its address now, whichever record
-// the directory lists first.
+// map entry of a live endpoint that has its address now, whether the
+// directory lists it before the live one (a0) or after (z9).
 func TestRestoreForgetsGoneEndpointButKeepsAddressHolder(t *testing.T) {
 	a, _ := testAgent(t, true)
 	if rec := do(t, a, http.MethodPut, api.PathEndpoints+"/c1", loEndpoint); rec.Code != http.StatusNoContent {
 		t.Fatalf("put: %d %s", rec.Code, rec.Body)
 	}
-	gone := loEndpoint
-	gone.ContainerID, gone.HostIfName, gone.HostIfIndex = "z9", "lxcgone", 1<<20
-	b, err := json.Marshal(gone)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(a.recordDir(), "z9.json"), b, 0o600); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"a0", "z9"} {
+		gone := loEndpoint
+		gone.ContainerID, gone.HostIfName, gone.HostIfIndex = id, "lxcgone", 1<<20
+		writeRecord(t, a, gone, time.Now())
 	}
 	r, f := testAgent(t, true)
 	r.cfg.StateDir = a.cfg.StateDir
@@ -272,7 +275,107 @@ func TestRestoreForgetsGoneEndpointButKeepsAddressHolder(t *testing.T) {
 	if len(r.endpoints) != 1 || r.endpoints["c1"] == nil {
 		t.Errorf("restored %v, want c1 only", slices.Collect(maps.Keys(r.endpoints)))
 	}
-	if _, err := os.Stat(filepath.Join(a.recordDir(), "z9.json")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("gone endpoint's record kept: %v", err)
+	for _, id := range []string{"a0", "z9"} {
+		if _, err := os.Stat(filepath.Join(a.recordDir(), id+".json")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("gone endpoint %s's record kept: %v", id, err)
+		}
+	}
+}
+
+func writeRecord(t *testing.T, a *Agent, ep api.Endpoint, saved time.Time) {
+	t.Helper()
+	b, err := json.Marshal(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(a.recordDir(), ep.ContainerID+".json")
+	if err := os.MkdirAll(a.recordDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, saved, saved); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two live records with one address (an agent stopped between saving the
+// newer and forgetting the one it superseded): restore keeps the newer,
+// whichever sorts first.
+func TestRestoreKeepsNewerOfTwoRecordsWithOneAddress(t *testing.T) {
+	for _, newer := range []string{"c1", "c2"} {
+		t.Run(newer+" newer", func(t *testing.T) {
+			a, f := testAgent(t, true)
+			for _, id := range []string{"c1", "c2"} {
+				ep := loEndpoint
+				ep.ContainerID = id
+				saved := time.Now().Add(-time.Hour)
+				if id == newer {
+					saved = time.Now()
+				}
+				writeRecord(t, a, ep, saved)
+			}
+			if err := a.restoreEndpoints(); err != nil {
+				t.Fatal(err)
+			}
+			if len(a.endpoints) != 1 || a.endpoints[newer] == nil {
+				t.Fatalf("restored %v, want %s only", slices.Collect(maps.Keys(a.endpoints)), newer)
+			}
+			if len(f.endpoints) != 1 {
+				t.Errorf("endpoint map %v, want one entry", f.endpoints)
+			}
+			entries, _ := os.ReadDir(a.recordDir())
+			if len(entries) != 1 || entries[0].Name() != newer+".json" {
+				t.Errorf("records left: %v, want %s.json", entries, newer)
+			}
+		})
+	}
+}
+
+// A delete whose map write fails keeps the endpoint, record and all, so
+// the retried CNI DEL can finish it.
+func TestDeleteEndpointFailureKeepsRecord(t *testing.T) {
+	a, f := testAgent(t, true)
+	if rec := do(t, a, http.MethodPut, api.PathEndpoints+"/c1", loEndpoint); rec.Code != http.StatusNoContent {
+		t.Fatalf("put: %d %s", rec.Code, rec.Body)
+	}
+	f.failDel = true
+	if rec := do(t, a, http.MethodDelete, api.PathEndpoints+"/c1", nil); rec.Code != http.StatusInternalServerError {
+		t.Fatalf("delete with a failing map: %d, want 500", rec.Code)
+	}
+	if got := a.Status().Endpoints; len(got) != 1 {
+		t.Fatalf("endpoint dropped by a failed delete: %+v", got)
+	}
+	if _, err := os.Stat(filepath.Join(a.recordDir(), "c1.json")); err != nil {
+		t.Fatalf("record dropped by a failed delete: %v", err)
+	}
+	f.failDel = false
+	if rec := do(t, a, http.MethodDelete, api.PathEndpoints+"/c1", nil); rec.Code != http.StatusNoContent {
+		t.Fatalf("retried delete: %d", rec.Code)
+	}
+	if len(f.endpoints) != 0 || len(a.Status().Endpoints) != 0 {
+		t.Fatalf("retried delete left %v / %v", f.endpoints, a.Status().Endpoints)
+	}
+}
+
+// Once Run stops, endpoint adds and deletes are turned away (503) before
+// they touch the datapath, which is about to close.
+func TestEndpointWritesClosed(t *testing.T) {
+	a, f := testAgent(t, true)
+	if rec := do(t, a, http.MethodPut, api.PathEndpoints+"/c1", loEndpoint); rec.Code != http.StatusNoContent {
+		t.Fatalf("put: %d %s", rec.Code, rec.Body)
+	}
+	a.closeEndpointWrites()
+	other := loEndpoint
+	other.ContainerID, other.IP = "c2", "10.244.1.8"
+	if rec := do(t, a, http.MethodPut, api.PathEndpoints+"/c2", other); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("put after close: %d, want 503", rec.Code)
+	}
+	if rec := do(t, a, http.MethodDelete, api.PathEndpoints+"/c1", nil); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("delete after close: %d, want 503", rec.Code)
+	}
+	if len(f.endpoints) != 1 || len(a.Status().Endpoints) != 1 {
+		t.Errorf("writes after close reached the datapath: %v / %v", f.endpoints, a.Status().Endpoints)
 	}
 }

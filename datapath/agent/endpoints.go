@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -97,7 +98,9 @@ func (a *Agent) putEndpoint(ep api.Endpoint) error {
 		return err
 	}
 	if err := a.saveRecord(r); err != nil {
-		a.uninstall(dp, r)
+		if uerr := a.uninstall(dp, r); uerr != nil {
+			a.log.Warn("undo endpoint", "container", r.ContainerID, "err", uerr)
+		}
 		return err
 	}
 	a.mu.Lock()
@@ -143,9 +146,7 @@ func (a *Agent) forgetSuperseded(dp Datapath, old, r *endpointRecord) {
 			a.log.Debug("detach superseded endpoint", "ifindex", old.HostIfIndex, "err", err)
 		}
 	}
-	if err := os.Remove(filepath.Join(a.recordDir(), old.ContainerID+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
-		a.log.Warn("remove superseded endpoint record", "container", old.ContainerID, "err", err)
-	}
+	a.removeRecord(old.ContainerID)
 	a.log.Warn("endpoint superseded: a new endpoint took its address", "ip", r.ip,
 		"old", old.PodNamespace+"/"+old.PodName, "oldContainer", old.ContainerID, "container", r.ContainerID)
 }
@@ -161,13 +162,36 @@ func (a *Agent) install(dp Datapath, r *endpointRecord) error {
 	return nil
 }
 
-func (a *Agent) uninstall(dp Datapath, r *endpointRecord) {
+// uninstall removes the endpoint's map entry and programs; only a failed
+// map delete is an error (the veth may be gone already).
+func (a *Agent) uninstall(dp Datapath, r *endpointRecord) error {
 	if err := dp.DeleteEndpoint(r.ip); err != nil {
-		a.log.Warn("delete endpoint map entry", "ip", r.ip, "err", err)
+		return fmt.Errorf("endpoint %s: %w", r.ContainerID, err)
 	}
 	if err := dp.DetachEndpoint(r.HostIfIndex); err != nil {
 		a.log.Debug("detach endpoint", "ifindex", r.HostIfIndex, "err", err)
 	}
+	return nil
+}
+
+// beginEndpointWrite admits an endpoint add or delete, unless the agent is
+// stopping; done ends it. Run closes the datapath only after every admitted
+// write has ended, so none is cut between two maps.
+func (a *Agent) beginEndpointWrite() (done func(), ok bool) {
+	a.endpointWrites.RLock()
+	if a.endpointWritesClosed {
+		a.endpointWrites.RUnlock()
+		return nil, false
+	}
+	return a.endpointWrites.RUnlock, true
+}
+
+// closeEndpointWrites waits for the admitted endpoint writes and turns
+// later ones away.
+func (a *Agent) closeEndpointWrites() {
+	a.endpointWrites.Lock()
+	a.endpointWritesClosed = true
+	a.endpointWrites.Unlock()
 }
 
 // deleteEndpoint removes an endpoint; a missing one is not an error.
@@ -188,7 +212,15 @@ func (a *Agent) deleteEndpoint(containerID string) error {
 	if dp != nil {
 		// Another endpoint may have taken the address since (IPAM reuse).
 		if !a.ipInUse(r.ip) {
-			a.uninstall(dp, r)
+			if err := a.uninstall(dp, r); err != nil {
+				// Kept, record and all, for the retried DEL.
+				a.mu.Lock()
+				if _, taken := a.endpoints[containerID]; !taken {
+					a.endpoints[containerID] = r
+				}
+				a.mu.Unlock()
+				return err
+			}
 		} else if linkMatches(r) {
 			_ = dp.DetachEndpoint(r.HostIfIndex)
 		}
@@ -230,13 +262,6 @@ func (a *Agent) saveRecord(r *endpointRecord) error {
 // still exists are re-attached (atomically replacing the old program) and
 // re-written; the others are forgotten.
 func (a *Agent) restoreEndpoints() error {
-	entries, err := os.ReadDir(a.recordDir())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("agent: read endpoint records: %w", err)
-	}
 	// The enforcement flags are not in the records: the policy engine set
 	// them in the pinned endpoint map, which outlived the last agent, and
 	// its restored state says they are applied. Rewriting an entry without
@@ -245,42 +270,22 @@ func (a *Agent) restoreEndpoints() error {
 	if err != nil {
 		return fmt.Errorf("agent: read the endpoint map: %w", err)
 	}
-	var live []*endpointRecord
-	var gone []*endpointRecord
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".json") {
-			continue
-		}
-		p := filepath.Join(a.recordDir(), e.Name())
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		var ep api.Endpoint
-		if json.Unmarshal(b, &ep) != nil {
-			_ = os.Remove(p)
-			continue
-		}
-		r, err := a.parseEndpoint(ep)
-		if err != nil || !linkMatches(r) {
-			a.log.Info("forgetting endpoint whose interface is gone", "container", ep.ContainerID)
-			if r != nil {
-				gone = append(gone, r)
-			}
-			_ = os.Remove(p)
-			continue
-		}
-		live = append(live, r)
+	live, gone, err := a.readRecords()
+	if err != nil {
+		return err
 	}
-	// A gone endpoint's map entry goes, unless a live one has its address
-	// now (the entry is then the live one's).
 	for _, r := range gone {
+		a.log.Info("forgetting endpoint whose interface is gone", "container", r.ContainerID)
+		// Its map entry goes, unless a live endpoint has its address now.
 		if !slices.ContainsFunc(live, func(l *endpointRecord) bool { return l.ip == r.ip }) {
-			_ = a.dp.DeleteEndpoint(r.ip)
+			if err := a.dp.DeleteEndpoint(r.ip); err != nil {
+				a.log.Warn("forget endpoint: record kept for the next start", "container", r.ContainerID, "err", err)
+				continue
+			}
 		}
+		a.removeRecord(r.ContainerID)
 	}
 	for _, r := range live {
-		ep := r.Endpoint
 		if cur, ok := inKernel[r.ip]; ok {
 			r.policyIngress, r.policyEgress = cur.PolicyIngress, cur.PolicyEgress
 		}
@@ -289,7 +294,7 @@ func (a *Agent) restoreEndpoints() error {
 		}
 		// The status publisher and the socket's readers run meanwhile.
 		a.mu.Lock()
-		a.endpoints[ep.ContainerID] = r
+		a.endpoints[r.ContainerID] = r
 		a.mu.Unlock()
 	}
 	a.mu.Lock()
@@ -298,6 +303,75 @@ func (a *Agent) restoreEndpoints() error {
 	a.log.Info("restored endpoints", "count", n)
 	a.pruneVethOwners(a.dp)
 	return nil
+}
+
+// readRecords reads the endpoint records: live ones (their veth exists),
+// one per address, and gone ones. Of two live records with one address the
+// newer wins (an agent stopped between saving it and forgetting the one it
+// superseded leaves both); the older is forgotten here. Unreadable records
+// are removed.
+func (a *Agent) readRecords() (live, gone []*endpointRecord, err error) {
+	entries, err := os.ReadDir(a.recordDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("agent: read endpoint records: %w", err)
+	}
+	type dated struct {
+		r     *endpointRecord
+		saved time.Time
+	}
+	newest := map[netip.Addr]dated{}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		p := filepath.Join(a.recordDir(), e.Name())
+		b, rerr := os.ReadFile(p)
+		info, serr := e.Info()
+		if rerr != nil || serr != nil {
+			continue
+		}
+		var ep api.Endpoint
+		if json.Unmarshal(b, &ep) != nil || ep.ContainerID+".json" != e.Name() {
+			_ = os.Remove(p)
+			continue
+		}
+		r, perr := a.parseEndpoint(ep)
+		switch {
+		case perr != nil:
+			a.log.Info("forgetting endpoint record that does not fit this node", "container", ep.ContainerID, "err", perr)
+			_ = os.Remove(p)
+		case !linkMatches(r):
+			gone = append(gone, r)
+		default:
+			d := dated{r, info.ModTime()}
+			old, dup := newest[r.ip]
+			if dup && !d.saved.After(old.saved) {
+				d, old = old, d
+			}
+			if dup {
+				a.log.Warn("endpoint superseded: a newer record has its address", "ip", r.ip,
+					"oldContainer", old.r.ContainerID, "container", d.r.ContainerID)
+				if linkMatches(old.r) && old.r.HostIfIndex != d.r.HostIfIndex {
+					_ = a.dp.DetachEndpoint(old.r.HostIfIndex)
+				}
+				a.removeRecord(old.r.ContainerID)
+			}
+			newest[r.ip] = d
+		}
+	}
+	for _, d := range newest {
+		live = append(live, d.r)
+	}
+	return live, gone, nil
+}
+
+func (a *Agent) removeRecord(containerID string) {
+	if err := os.Remove(filepath.Join(a.recordDir(), containerID+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		a.log.Warn("remove endpoint record", "container", containerID, "err", err)
+	}
 }
 
 // pruneVethOwners drops veth-owner entries that no endpoint accounts for,

@@ -79,7 +79,16 @@ func (a *Agent) serveTCP(ctx context.Context, addr string) (net.Addr, error) {
 		return nil, fmt.Errorf("agent: listen on %s: %w", addr, err)
 	}
 	srv := a.tcpServer()
-	go func() { <-ctx.Done(); _ = srv.Close() }()
+	// A scrape reads the datapath's counters: the listener's end waits
+	// for one in progress (Run closes the datapath after its workers).
+	a.spawn(func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			_ = srv.Close()
+		}
+	})
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Warn("serve "+addr, "err", err)
@@ -126,6 +135,12 @@ func (a *Agent) handlePutEndpoint(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, api.Error{Message: "agent not ready"})
 		return
 	}
+	done, ok := a.beginEndpointWrite()
+	if !ok {
+		writeJSON(w, http.StatusServiceUnavailable, api.Error{Message: "agent stopping"})
+		return
+	}
+	defer done()
 	if err := a.putEndpoint(ep); err != nil {
 		writeJSON(w, http.StatusUnprocessableEntity, api.Error{Message: err.Error()})
 		return
@@ -134,6 +149,12 @@ func (a *Agent) handlePutEndpoint(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleDeleteEndpoint(w http.ResponseWriter, r *http.Request) {
+	done, ok := a.beginEndpointWrite()
+	if !ok {
+		writeJSON(w, http.StatusServiceUnavailable, api.Error{Message: "agent stopping"})
+		return
+	}
+	defer done()
 	if err := a.deleteEndpoint(r.PathValue("id")); err != nil {
 		writeJSON(w, http.StatusInternalServerError, api.Error{Message: err.Error()})
 		return

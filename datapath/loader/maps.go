@@ -139,8 +139,13 @@ func (d *Datapath) PruneVethOwners() ([]VethOwner, error) {
 	it := d.objs.CnilabLxc.Iterate()
 	for it.Next(&ifindex, &owner) {
 		var ep datapathEndpointInfo
-		key := addrOf(owner).As4()
-		if err := d.objs.CnilabEndpoints.Lookup(key, &ep); err == nil && ep.Ifindex == ifindex {
+		found, err := lookupEndpoint(d.objs.CnilabEndpoints, addrOf(owner).As4(), &ep)
+		if err != nil {
+			// Unsure is not stale: an owner entry wrongly removed would
+			// take its live veth's source check away.
+			return nil, fmt.Errorf("prune veth owners: endpoint %v: %w", addrOf(owner), err)
+		}
+		if found && ep.Ifindex == ifindex {
 			continue
 		}
 		stale = append(stale, VethOwner{Ifindex: int(ifindex), IP: addrOf(owner)})
