@@ -210,19 +210,16 @@ func (a *Agent) deleteEndpoint(containerID string) error {
 		}
 	}()
 	if dp != nil {
-		// Another endpoint may have taken the address since (IPAM reuse).
-		if !a.ipInUse(r.ip) {
-			if err := a.uninstall(dp, r); err != nil {
-				// Kept, record and all, for the retried DEL.
-				a.mu.Lock()
-				if _, taken := a.endpoints[containerID]; !taken {
-					a.endpoints[containerID] = r
-				}
-				a.mu.Unlock()
-				return err
+		// No other endpoint holds its address: a newer holder would have
+		// superseded it (takeAddress, readRecords).
+		if err := a.uninstall(dp, r); err != nil {
+			// Kept, record and all, for the retried DEL.
+			a.mu.Lock()
+			if _, taken := a.endpoints[containerID]; !taken {
+				a.endpoints[containerID] = r
 			}
-		} else if linkMatches(r) {
-			_ = dp.DetachEndpoint(r.HostIfIndex)
+			a.mu.Unlock()
+			return err
 		}
 	}
 	if err := os.Remove(filepath.Join(a.recordDir(), containerID+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -230,17 +227,6 @@ func (a *Agent) deleteEndpoint(containerID string) error {
 	}
 	a.log.Info("endpoint removed", "pod", r.PodNamespace+"/"+r.PodName, "ip", r.ip)
 	return nil
-}
-
-func (a *Agent) ipInUse(ip netip.Addr) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, r := range a.endpoints {
-		if r.ip == ip {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *Agent) saveRecord(r *endpointRecord) error {
@@ -352,12 +338,7 @@ func (a *Agent) readRecords() (live, gone []*endpointRecord, err error) {
 				d, old = old, d
 			}
 			if dup {
-				a.log.Warn("endpoint superseded: a newer record has its address", "ip", r.ip,
-					"oldContainer", old.r.ContainerID, "container", d.r.ContainerID)
-				if linkMatches(old.r) && old.r.HostIfIndex != d.r.HostIfIndex {
-					_ = a.dp.DetachEndpoint(old.r.HostIfIndex)
-				}
-				a.removeRecord(old.r.ContainerID)
+				a.forgetSuperseded(a.dp, old.r, d.r)
 			}
 			newest[r.ip] = d
 		}
