@@ -3,7 +3,8 @@
 #
 # Tools: kubernetes, flannel, cni-plugins, etcd, actionlint (no arguments: all of them).
 #
-#   kubernetes   kube-apiserver, kube-controller-manager, kube-scheduler -> _output/tools/bin/
+#   kubernetes   kube-apiserver, kube-controller-manager, kube-scheduler,
+#                kube-proxy                                              -> _output/tools/bin/
 #   flannel      flanneld                                                -> _output/tools/bin/
 #   cni-plugins  bridge, host-local, loopback, portmap                   -> _output/tools/cni/bin/
 #   etcd         symlinks to Debian's etcd-server (/usr/bin/etcd)        -> _output/tools/bin/
@@ -80,8 +81,8 @@ describe_tool() {
 		T_ENV=(CGO_ENABLED=0)
 		T_FLAGS=(-trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$T_VERSION -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$T_VERSION")
 		T_OUT="$BIN_DIR/"
-		T_PKGS=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler)
-		T_BINS=("$BIN_DIR/kube-apiserver" "$BIN_DIR/kube-controller-manager" "$BIN_DIR/kube-scheduler")
+		T_PKGS=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy)
+		T_BINS=("$BIN_DIR/kube-apiserver" "$BIN_DIR/kube-controller-manager" "$BIN_DIR/kube-scheduler" "$BIN_DIR/kube-proxy")
 		T_ETA="15-20 min"
 		;;
 	flannel)

@@ -59,8 +59,8 @@ load or push it) and must not run another CNI.`,
 				mode = manifests.DefaultRoutingMode
 			}
 			fmt.Fprintf(out, "waiting up to %s for every node's agent to be ready in %s routing…\n", timeout, mode)
-			rows, err := pollStatus(cmd.Context(), client, timeout, func(rows []statusRow) bool {
-				return allReady(rows, start) && wrongMode(rows, mode) == ""
+			rows, err := pollStatus(cmd.Context(), client, timeout, statusPollInterval, func(rows []statusRow) bool {
+				return installed(rows, start, mode)
 			})
 			if err != nil {
 				return err
@@ -89,6 +89,12 @@ load or push it) and must not run another CNI.`,
 	f.BoolVar(&wait, "wait", true, "wait until every agent is ready")
 	f.DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait")
 	return c
+}
+
+// installed: every node's agent is ready in mode and has reported since the
+// install began (a status left by an earlier install does not count).
+func installed(rows []statusRow, start time.Time, mode string) bool {
+	return allReady(rows, start) && wrongMode(rows, mode) == ""
 }
 
 // wrongMode names a node whose agent reports a routing mode other than

@@ -22,6 +22,14 @@ import (
 	"github.com/cnilab/cnilab/lab/config"
 )
 
+// statusStaleAfter is the age past which a published agent status counts as
+// stale (the agent is gone or cannot reach the API server): twice the
+// interval at which an idle agent republishes it.
+const statusStaleAfter = 2 * api.AgentStatusRefresh
+
+// statusPollInterval is how often --wait (and install) re-read the Nodes.
+const statusPollInterval = 2 * time.Second
+
 func statusCommand() *cobra.Command {
 	var kubeconfig, name, output string
 	var wait bool
@@ -29,43 +37,79 @@ func statusCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "status [--kubeconfig PATH | --name LAB] [--wait [--timeout 5m]] [-o table|json]",
 		Short: "Show every node's cnilab agent as it publishes itself to the API server; fails unless all are ready",
-		Args:  cobra.NoArgs,
+		Long: fmt.Sprintf(`Read the status every node's agent publishes on its Node (annotation
+%s) and print it. A node whose agent never published counts as
+"no status"; a report older than %s (an idle agent republishes every %s)
+counts as "stale": neither is ready.
+
+With --wait, wait until every node's agent is ready, however old its last
+report (as long as it is not stale); return at once when they already are.`,
+			api.AgentStatusAnnotation, statusStaleAfter, api.AgentStatusRefresh),
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			client, err := statusClient(kubeconfig, name)
 			if err != nil {
 				return usageError{err}
 			}
-			start := time.Now().Add(-time.Second)
-			rows, err := pollStatus(cmd.Context(), client, timeout, func(rows []statusRow) bool {
-				return !wait || allReady(rows, start)
-			})
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rows); err != nil {
-					return err
-				}
-			} else {
-				renderStatus(cmd.OutOrStdout(), rows, time.Now())
-			}
-			if ready := countReady(rows); ready != len(rows) || len(rows) == 0 {
-				if wait {
-					return fmt.Errorf("%d/%d agents ready after %s", ready, len(rows), timeout)
-				}
-				return fmt.Errorf("%d/%d agents ready", ready, len(rows))
-			}
-			return nil
+			return runStatus(cmd.Context(), client, statusOptions{wait: wait, timeout: timeout, output: output,
+				interval: statusPollInterval}, cmd.OutOrStdout())
 		},
 	}
 	c.Flags().StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig of the cluster (default: $KUBECONFIG, else the lab's)")
 	c.Flags().StringVar(&name, "name", config.DefaultName, "lab whose kubeconfig to use when no kubeconfig is given")
-	c.Flags().BoolVar(&wait, "wait", false, "wait until every agent is ready (and has reported since the command started)")
+	c.Flags().BoolVar(&wait, "wait", false, "wait until every node's agent is ready (returns at once if they are)")
 	c.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
 	c.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return c
+}
+
+type statusOptions struct {
+	wait     bool
+	timeout  time.Duration
+	interval time.Duration
+	output   string
+}
+
+// runStatus is `cnilab status`: read (with wait: until all are ready or
+// the timeout passes), print, and fail naming the nodes that are not ready.
+func runStatus(ctx context.Context, client kubernetes.Interface, o statusOptions, out io.Writer) error {
+	rows, err := pollStatus(ctx, client, o.timeout, o.interval, func(rows []statusRow) bool {
+		// Readiness only: any report that is not stale counts, however old.
+		return !o.wait || allReady(rows, time.Time{})
+	})
+	if err != nil {
+		return err
+	}
+	if o.output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rows); err != nil {
+			return err
+		}
+	} else {
+		renderStatus(out, rows, time.Now())
+	}
+	if len(rows) == 0 {
+		return fmt.Errorf("the cluster has no nodes")
+	}
+	if ready := countReady(rows); ready != len(rows) {
+		if o.wait {
+			return fmt.Errorf("%d/%d agents ready after %s; not ready: %s", ready, len(rows), o.timeout, notReady(rows))
+		}
+		return fmt.Errorf("%d/%d agents ready; not ready: %s", ready, len(rows), notReady(rows))
+	}
+	return nil
+}
+
+// notReady names the nodes whose agent is not ready, with their state.
+func notReady(rows []statusRow) string {
+	var names []string
+	for _, r := range rows {
+		if r.State != "ready" {
+			names = append(names, fmt.Sprintf("%s (%s)", r.Node, r.State))
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 func statusClient(kubeconfig, lab string) (kubernetes.Interface, error) {
@@ -77,9 +121,9 @@ func statusClient(kubeconfig, lab string) (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(rc)
 }
 
-// pollStatus reads every node's published agent status every 2 s until done
-// accepts the rows or timeout passes, and returns the last rows.
-func pollStatus(ctx context.Context, client kubernetes.Interface, timeout time.Duration, done func([]statusRow) bool) ([]statusRow, error) {
+// pollStatus reads every node's published agent status every interval until
+// done accepts the rows or timeout passes, and returns the last rows.
+func pollStatus(ctx context.Context, client kubernetes.Interface, timeout, interval time.Duration, done func([]statusRow) bool) ([]statusRow, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
@@ -93,7 +137,7 @@ func pollStatus(ctx context.Context, client kubernetes.Interface, timeout time.D
 		select {
 		case <-ctx.Done():
 			return rows, ctx.Err()
-		case <-time.After(2 * time.Second):
+		case <-time.After(interval):
 		}
 	}
 }
@@ -137,7 +181,7 @@ func statusRows(nodes []corev1.Node, now time.Time) []statusRow {
 		default:
 			r.Status = &s
 			switch age := now.Sub(s.Updated); {
-			case age > 2*api.AgentStatusRefresh:
+			case age > statusStaleAfter:
 				r.State, r.Detail = "stale", "last report "+age.Round(time.Second).String()+" ago"
 			case !s.Ready:
 				r.State, r.Detail = "not ready", s.Phase
@@ -161,8 +205,9 @@ func countReady(rows []statusRow) int {
 	return n
 }
 
-// allReady also asks that every report is newer than since, so a status
-// left by an earlier install does not count.
+// allReady: every node's agent is ready, and (when since is not zero) its
+// report is newer than since. Only install passes a since, so that a status
+// left by an earlier install does not count; status --wait passes zero.
 func allReady(rows []statusRow, since time.Time) bool {
 	for _, r := range rows {
 		if r.State != "ready" || r.Status.Updated.Before(since.Truncate(time.Second)) {

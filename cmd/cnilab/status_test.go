@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -9,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/cnilab/cnilab/datapath/api"
 )
@@ -48,7 +51,10 @@ func TestStatusRows(t *testing.T) {
 		t.Fatal("one ready agent of five counted as all ready")
 	}
 	if !allReady(rows[:1], now.Add(-time.Minute)) || allReady(rows[:1], now) {
-		t.Fatal("allReady must require a report newer than the start")
+		t.Fatal("allReady with a since must require a report newer than it")
+	}
+	if !allReady(rows[:1], time.Time{}) {
+		t.Fatal("allReady without a since must take any report that is not stale")
 	}
 	var out bytes.Buffer
 	renderStatus(&out, rows, now)
@@ -59,5 +65,94 @@ func TestStatusRows(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "tcx") {
 		t.Errorf("a false feature is listed:\n%s", out.String())
+	}
+}
+
+// fakeNodes is a clientset holding nodes whose agents published s (nil: no
+// status) under their names.
+func fakeNodes(statuses map[string]*api.AgentStatus) *fake.Clientset {
+	var objs []runtime.Object
+	for name, s := range statuses {
+		n := nodeWith(name, s, "")
+		objs = append(objs, &n)
+	}
+	return fake.NewSimpleClientset(objs...)
+}
+
+func TestStatusWaitReturnsAtOnceOnReadyAgentsWithOldReports(t *testing.T) {
+	old := time.Now().Add(-2 * time.Minute)
+	client := fakeNodes(map[string]*api.AgentStatus{
+		"node-0": {Ready: true, RoutingMode: "native", Updated: old},
+		"node-1": {Ready: true, RoutingMode: "native", Updated: old},
+	})
+	var out bytes.Buffer
+	start := time.Now()
+	err := runStatus(context.Background(), client, statusOptions{wait: true, timeout: time.Minute, interval: 50 * time.Millisecond}, &out)
+	if err != nil {
+		t.Fatalf("status --wait on ready agents: %v\n%s", err, out.String())
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("status --wait took %s on agents that were already ready (reports 2 minutes old)", took)
+	}
+	if !strings.Contains(out.String(), "2/2 agents ready") {
+		t.Errorf("output lacks 2/2 agents ready:\n%s", out.String())
+	}
+}
+
+func TestStatusWaitFailsAtTimeoutNamingStaleNode(t *testing.T) {
+	client := fakeNodes(map[string]*api.AgentStatus{
+		"node-0": {Ready: true, Updated: time.Now()},
+		"node-1": {Ready: true, Updated: time.Now().Add(-statusStaleAfter - time.Minute)},
+		"node-2": nil,
+	})
+	var out bytes.Buffer
+	start := time.Now()
+	err := runStatus(context.Background(), client, statusOptions{wait: true, timeout: 300 * time.Millisecond, interval: 50 * time.Millisecond}, &out)
+	took := time.Since(start)
+	if err == nil {
+		t.Fatalf("status --wait accepted a stale report and a node without status:\n%s", out.String())
+	}
+	if took < 300*time.Millisecond {
+		t.Errorf("status --wait gave up after %s, before its 300ms timeout", took)
+	}
+	for _, s := range []string{"node-1 (stale)", "node-2 (no status)", "1/3 agents ready after 300ms"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not name %q", err, s)
+		}
+	}
+	if strings.Contains(err.Error(), "node-0") {
+		t.Errorf("error %q names the ready node", err)
+	}
+}
+
+func TestStatusWithoutWaitFailsAtOnce(t *testing.T) {
+	client := fakeNodes(map[string]*api.AgentStatus{"node-0": {Ready: false, Phase: "starting", Updated: time.Now()}})
+	var out bytes.Buffer
+	start := time.Now()
+	err := runStatus(context.Background(), client, statusOptions{timeout: time.Minute, interval: 50 * time.Millisecond}, &out)
+	if err == nil || !strings.Contains(err.Error(), "node-0 (not ready)") {
+		t.Fatalf("status on a not-ready agent: err %v", err)
+	}
+	if time.Since(start) > time.Second {
+		t.Fatalf("status without --wait waited %s", time.Since(start))
+	}
+}
+
+func TestInstallIgnoresReportsOlderThanTheInstall(t *testing.T) {
+	start := time.Now()
+	rows := statusRows([]corev1.Node{
+		nodeWith("node-0", &api.AgentStatus{Ready: true, RoutingMode: "native", Updated: start.Add(-time.Minute)}, ""),
+	}, start)
+	if installed(rows, start, "native") {
+		t.Fatal("install took a ready report from before the install began")
+	}
+	rows = statusRows([]corev1.Node{
+		nodeWith("node-0", &api.AgentStatus{Ready: true, RoutingMode: "native", Updated: start.Add(time.Second)}, ""),
+	}, start.Add(time.Second))
+	if !installed(rows, start, "native") {
+		t.Fatal("install did not take a ready report made after it began")
+	}
+	if installed(rows, start, "vxlan") {
+		t.Fatal("install took an agent in another routing mode")
 	}
 }
