@@ -19,6 +19,9 @@ E2E_TIMEOUT ?= 60m
 # HOST_RUN=0.
 KERNELS ?= 6.1 6.12
 HOST_RUN ?= 1
+# KUBE_PROXY=0: labs without kube-proxy (netns and qemu providers; flannel
+# labs always run it).
+KUBE_PROXY ?= 1
 
 comma := ,
 PKGS_UNIT = $(shell $(GO) list ./... | grep -v '/e2e$$')
@@ -76,7 +79,7 @@ e2e: build tools netns-dir
 		id=$$provider-$${kernel:-host}-$$cni; \
 		lab=e2e-$$cni; [ -z "$$kernel" ] || lab=q$${kernel//./}-$$cni; \
 		echo "=== e2e: provider=$$provider kernel=$${kernel:-host} cni=$$cni labels='$(E2E_LABELS)' ==="; \
-		CNILAB_E2E=1 CNILAB_PROVIDER=$$provider CNILAB_KERNEL=$$kernel CNILAB_CNI=$$cni CNILAB_NODES=$(NODES) \
+		CNILAB_E2E=1 CNILAB_KUBE_PROXY=$(KUBE_PROXY) CNILAB_PROVIDER=$$provider CNILAB_KERNEL=$$kernel CNILAB_CNI=$$cni CNILAB_NODES=$(NODES) \
 		CNILAB_LAB=$$lab CNILAB_OUTPUT=$(OUT) CNILAB_REPORT_DIR=$(REPORT) \
 		$(if $(filter existing,$(PROVIDER)),CNILAB_KUBECONFIG='$(KUBECONFIG)') \
 		$(BIN)/e2e.test -test.timeout=$(E2E_TIMEOUT) -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT) \

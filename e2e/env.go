@@ -14,6 +14,9 @@ type Env struct {
 	LabName   string // CNILAB_LAB (e2e-<cni>)
 	Keep      bool   // CNILAB_KEEP=1 leaves the lab up after the run
 	ReportDir string // CNILAB_REPORT_DIR (_output/report)
+	// KubeProxy runs kube-proxy on the lab's nodes: CNILAB_KUBE_PROXY (1;
+	// 0 leaves it out, netns and qemu providers, not for flannel).
+	KubeProxy bool
 	// Kubeconfig is the existing provider's cluster: CNILAB_KUBECONFIG
 	// (empty: the provider's own default, KUBECONFIG or ~/.kube/config).
 	Kubeconfig string
@@ -29,6 +32,7 @@ func EnvFromOS() Env {
 		Kernel:     os.Getenv("CNILAB_KERNEL"),
 		ReportDir:  getenv("CNILAB_REPORT_DIR", "_output/report"),
 		Kubeconfig: os.Getenv("CNILAB_KUBECONFIG"),
+		KubeProxy:  os.Getenv("CNILAB_KUBE_PROXY") != "0",
 	}
 	if n, err := strconv.Atoi(os.Getenv("CNILAB_NODES")); err == nil {
 		e.Nodes = n

@@ -52,6 +52,9 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	if env.Kubeconfig != "" {
 		opts = append(opts, lab.WithKubeconfig(env.Kubeconfig))
 	}
+	if env.Provider == "netns" || env.Provider == "qemu" {
+		opts = append(opts, lab.WithKubeProxy(env.KubeProxy))
+	}
 	cluster, err = p.Create(ctx, opts...)
 	Expect(err).NotTo(HaveOccurred(), "bring up the lab")
 	// What the suite creates is labelled as this lab's: on an existing

@@ -70,6 +70,11 @@ func WithCNI(cni string) Option { return func(c *config.Config) { c.CNI = cni } 
 // WithNodes sets the number of nodes.
 func WithNodes(n int) Option { return func(c *config.Config) { c.Nodes = n } }
 
+// WithKubeProxy runs kube-proxy (iptables mode) on every node, or not
+// (netns and qemu providers; the default is to run it, and a flannel lab
+// always does).
+func WithKubeProxy(on bool) Option { return func(c *config.Config) { c.NoKubeProxy = !on } }
+
 // WithAPIPort fixes the loopback port of the API server's port-forward.
 func WithAPIPort(p int) Option { return func(c *config.Config) { c.APIPort = p } }
 

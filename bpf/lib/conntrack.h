@@ -98,21 +98,27 @@ static __always_inline void ct_touch(struct __sk_buff *skb,
 		e->last_seen = now;
 }
 
-/* ct_lookup classifies a packet; o is what the caller observes (events). */
+/* ct_lookup classifies a packet; o is what the caller observes (events).
+ * *flags gets the flags of the connection's entry (0 for a new one).
+ */
 static __always_inline int ct_lookup(struct __sk_buff *skb,
 				     const struct flow *f,
-				     const struct obs *o)
+				     const struct obs *o, __u32 *flags)
 {
 	struct ct_tuple rev = {};
 	struct ct_entry *e;
 
+	*flags = 0;
 	if (f->icmp_error) {
-		if (bpf_map_lookup_elem(&cnilab_ct, &f->inner))
-			return CT_RELATED;
-		ct_reverse(&f->inner, &rev);
-		if (bpf_map_lookup_elem(&cnilab_ct, &rev))
-			return CT_RELATED;
-		return CT_NEW;
+		e = bpf_map_lookup_elem(&cnilab_ct, &f->inner);
+		if (!e) {
+			ct_reverse(&f->inner, &rev);
+			e = bpf_map_lookup_elem(&cnilab_ct, &rev);
+		}
+		if (!e)
+			return CT_NEW;
+		*flags = e->flags;
+		return CT_RELATED;
 	}
 
 	e = bpf_map_lookup_elem(&cnilab_ct, &f->t);
@@ -120,6 +126,7 @@ static __always_inline int ct_lookup(struct __sk_buff *skb,
 		if (tcp_syn_only(f) && (e->flags & CT_F_CLOSING))
 			return CT_NEW; /* reopened */
 		ct_touch(skb, f, e, 0, o);
+		*flags = e->flags;
 		return CT_ESTABLISHED;
 	}
 	ct_reverse(&f->t, &rev);
@@ -128,22 +135,23 @@ static __always_inline int ct_lookup(struct __sk_buff *skb,
 		if (tcp_syn_only(f) && (e->flags & CT_F_CLOSING))
 			return CT_NEW; /* a new connection the other way */
 		ct_touch(skb, f, e, 1, o);
+		*flags = e->flags;
 		return CT_REPLY;
 	}
 	return CT_NEW;
 }
 
 /* ct_create tracks a new connection (replacing a closing entry with the
- * same tuple). If the map cannot take it, the packet still passes: its
- * replies are then checked as new flows.
+ * same tuple) with extra flags (CT_F_VIA_STACK). If the map cannot take it,
+ * the packet still passes: its replies are then checked as new flows.
  */
-static __always_inline void ct_create(const struct flow *f)
+static __always_inline void ct_create(const struct flow *f, __u32 extra)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct ct_entry e = {
 		.created = now,
 		.last_seen = now,
-		.flags = ct_tcp_flags(f, 0),
+		.flags = ct_tcp_flags(f, 0) | extra,
 	};
 
 	bpf_map_update_elem(&cnilab_ct, &f->t, &e, BPF_ANY);

@@ -65,6 +65,7 @@
 #define FLOW_F_REPLY (1U << 0)    /* the packet goes the connection's reply way */
 #define FLOW_F_NEW (1U << 1)      /* it created the connection's entry */
 #define FLOW_F_CLOSING (1U << 2)  /* its direction's first FIN or RST */
+#define FLOW_F_TO_STACK (1U << 3) /* passed to the node's stack untranslated (Service) */
 
 /* obs.mask: the observations a hook makes of a packet. */
 #define OBS_INGRESS (1U << 0)

@@ -151,6 +151,11 @@ struct ct_tuple {
 /* A FIN or RST went this way (for the one closing event per direction). */
 #define CT_F_CLOSE_ORIG (1U << 4)
 #define CT_F_CLOSE_REPLY (1U << 5)
+/* The node's stack forwarded this connection (it may have translated it,
+ * e.g. kube-proxy's DNAT): its packets go through the stack both ways on
+ * this node, so that netfilter's conntrack sees all of it.
+ */
+#define CT_F_VIA_STACK (1U << 6)
 
 struct ct_entry {
 	__u64 created;     /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */

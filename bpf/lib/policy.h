@@ -65,16 +65,22 @@ static __always_inline int policy_allows(__u32 ep, __u32 id, __u16 dport,
  * endpoint's direction is enforced; then it is tracked, also when nothing
  * was enforced, so that the replies pass whatever policies say about their
  * direction, now or later. The caller counts what passes (count_forwarded).
+ *
+ * A new connection's entry gets the flags in create (CT_F_VIA_STACK);
+ * *ct_flags gets those of the connection's entry, so that the caller
+ * forwards the packet the way its connection goes.
  */
 static __always_inline int enforce(struct __sk_buff *skb, const struct flow *f,
 				   const struct endpoint_info *src,
 				   const struct endpoint_info *dst,
-				   const struct obs *o)
+				   const struct obs *o, __u32 create,
+				   __u32 *ct_flags)
 {
 	__u8 ev;
 
-	if (ct_lookup(skb, f, o) != CT_NEW)
+	if (ct_lookup(skb, f, o, ct_flags) != CT_NEW)
 		return TC_ACT_OK;
+	*ct_flags = create;
 
 	if (src && (src->flags & EP_F_EGRESS_ENFORCED) &&
 	    !policy_allows(f->t.saddr, ipcache_identity(f->t.daddr),
@@ -90,7 +96,7 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct flow *f,
 	 * does not start one.
 	 */
 	if (!f->icmp_error) {
-		ct_create(f);
+		ct_create(f, create);
 		ev = FLOW_F_NEW;
 		if (ct_tcp_flags(f, 0))
 			ev |= FLOW_F_CLOSING;

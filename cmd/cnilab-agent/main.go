@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -26,6 +27,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 func run(args []string, stdout, stderr io.Writer) int {
 	var cfg agent.Config
 	var showVersion bool
+	var serviceCIDR string
 	fs := flag.NewFlagSet("cnilab-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.NodeName, "node-name", os.Getenv("NODE_NAME"), "this node's Kubernetes name")
@@ -38,6 +40,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.CNIConfDir, "cni-conf-dir", "/etc/cni/net.d", "where to write the CNI configuration once ready")
 	fs.StringVar(&cfg.IPAMDataDir, "ipam-data-dir", "/var/lib/cnilab/ipam", "the CNI plugin's IPAM state directory")
 	fs.StringVar(&cfg.MetricsAddress, "metrics-address", "127.0.0.1:9962", "TCP address for /metrics and /healthz (empty: only on the socket)")
+	fs.StringVar(&serviceCIDR, "service-cidr", "10.96.0.0/12", "the cluster's Service network (kube-apiserver --service-cluster-ip-range): pods' packets to it go to the node's stack (kube-proxy), policy applies after translation; empty: none")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -45,6 +48,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if showVersion {
 		fmt.Fprintln(stdout, "cnilab-agent", version)
 		return 0
+	}
+	if serviceCIDR != "" {
+		p, err := netip.ParsePrefix(serviceCIDR)
+		if err != nil {
+			fmt.Fprintf(stderr, "cnilab-agent: --service-cidr %q: want an IPv4 network such as 10.96.0.0/12\n", serviceCIDR)
+			return 2
+		}
+		cfg.ServiceCIDR = p.Masked()
 	}
 	cfg.Version = version
 	log := slog.New(slog.NewTextHandler(stderr, nil))

@@ -21,6 +21,10 @@ type bootConfig struct {
 	IP netip.Prefix
 	// Hostname is cnilab.hostname.
 	Hostname string
+	// ServiceRoute is cnilab.svc: the cluster's Service CIDR, routed out of
+	// eth0 so that the node's own connections to a ClusterIP get as far as
+	// kube-proxy's DNAT (which happens after the route lookup).
+	ServiceRoute netip.Prefix
 }
 
 // splitCmdline splits a kernel command line into parameters the way the
@@ -67,6 +71,13 @@ func parseCmdline(s string) (bootConfig, error) {
 				continue
 			}
 			cfg.IP = pfx
+		case "cnilab.svc":
+			pfx, err := netip.ParsePrefix(v)
+			if err != nil || !pfx.Addr().Is4() || pfx != pfx.Masked() {
+				errs = append(errs, fmt.Errorf("kernel command line: cnilab.svc=%s: want an IPv4 network such as 10.96.0.0/16", v))
+				continue
+			}
+			cfg.ServiceRoute = pfx
 		case "cnilab.hostname":
 			if err := validHostname(v); err != nil {
 				errs = append(errs, fmt.Errorf("kernel command line: cnilab.hostname=%s: %w", v, err))
@@ -102,7 +113,8 @@ const linkWait = 3 * time.Second
 
 // setupNetwork brings lo up and, when cnilab.ip is set, gives the first
 // ethernet link the address, names it eth0 and brings it up. It adds no
-// route: the only routes are the ones the kernel derives from the address.
+// route but the Service CIDR's (cnilab.svc) through eth0: the other routes
+// are the ones the kernel derives from the address.
 func setupNetwork(cfg bootConfig) error {
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
@@ -151,6 +163,12 @@ func setupNetwork(cfg bootConfig) error {
 	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fmt.Errorf("network: bring eth0 up: %w", err)
+	}
+	if cfg.ServiceRoute.IsValid() {
+		dst := &net.IPNet{IP: cfg.ServiceRoute.Addr().AsSlice(), Mask: net.CIDRMask(cfg.ServiceRoute.Bits(), 32)}
+		if err := netlink.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Src: cfg.IP.Addr().AsSlice(), Scope: netlink.SCOPE_LINK}); err != nil {
+			return fmt.Errorf("network: route %s via eth0: %w", cfg.ServiceRoute, err)
+		}
 	}
 	renamed := ""
 	if name != "eth0" {

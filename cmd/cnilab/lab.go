@@ -26,7 +26,7 @@ func labCommand() *cobra.Command {
 func labUp() *cobra.Command {
 	var provider, cni, name, kernel, kubeconfig, nodeImage string
 	var nodes, apiPort int
-	var retain bool
+	var retain, kubeProxy bool
 	c := &cobra.Command{
 		Use:   "up",
 		Short: "Create a lab cluster; prints the kubeconfig path as its last line",
@@ -58,6 +58,10 @@ func labUp() *cobra.Command {
 				cfg.Kind = &config.Kind{Retain: retain, NodeImage: nodeImage}
 			}
 			cfg.Kubeconfig = kubeconfig
+			if cmd.Flags().Changed("kube-proxy") && provider != "netns" && provider != "qemu" {
+				return usageError{fmt.Errorf("--kube-proxy is for the netns and qemu providers, not %s", provider)}
+			}
+			cfg.NoKubeProxy = !kubeProxy
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -75,6 +79,7 @@ func labUp() *cobra.Command {
 	c.Flags().IntVar(&nodes, "nodes", config.DefaultNodes, fmt.Sprintf("number of nodes (kind: default %d, one control plane and the rest workers; existing: the least number of Ready nodes)", config.DefaultKindNodes))
 	c.Flags().StringVar(&kernel, "kernel", "", "qemu provider: catalog kernel the VMs boot (see 'cnilab kernels list')")
 	c.Flags().IntVar(&apiPort, "api-port", 0, "loopback port for the API server (0: any free port)")
+	c.Flags().BoolVar(&kubeProxy, "kube-proxy", true, "netns and qemu providers: run kube-proxy (iptables mode) on every node, as nearly every cluster does (flannel labs always do)")
 	c.Flags().BoolVar(&retain, "retain", false, "kind provider: keep the cluster when its bring-up fails")
 	c.Flags().StringVar(&nodeImage, "kind-image", "", "kind provider: kindest/node image of the nodes (default: the kind release's)")
 	c.Flags().StringVar(&kubeconfig, "kubeconfig", "", "existing provider: kubeconfig of the cluster (default: $CNILAB_KUBECONFIG, $KUBECONFIG, ~/.kube/config)")

@@ -45,6 +45,11 @@ type Config struct {
 	Socket         string // the node-local API (mode 0600)
 	RoutingMode    string // native or vxlan
 	UnderlayDevice string // the node's device on the underlay, e.g. eth0
+	// ServiceCIDR is the cluster's Service network (the API server's
+	// --service-cluster-ip-range): pods' packets to it are left to the
+	// node's stack (kube-proxy) and their policy checked after translation.
+	// The zero Prefix: none.
+	ServiceCIDR    netip.Prefix
 	CNIConfDir     string // where the CNI configuration is written once ready ("" = not written)
 	CNIConfName    string // file name, default 05-cnilab.conflist
 	IPAMDataDir    string // the plugin's IPAM state, put in the CNI configuration
@@ -64,6 +69,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("agent config: unknown routing mode %q: want native or vxlan", c.RoutingMode)
 	case c.UnderlayDevice == "":
 		return errors.New("agent config: underlay device is empty")
+	case c.ServiceCIDR.IsValid() && (!c.ServiceCIDR.Addr().Is4() || c.ServiceCIDR.Bits() < 8):
+		return fmt.Errorf("agent config: service CIDR %s: want an IPv4 network of /8 or longer, such as 10.96.0.0/12", c.ServiceCIDR)
 	}
 	return nil
 }

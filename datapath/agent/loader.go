@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -14,7 +15,12 @@ import (
 // LoadDatapath loads the eBPF datapath of datapath/loader for cfg; overlay is
 // the VXLAN device's ifindex (0 in native mode).
 func LoadDatapath(cfg Config, overlay int) (Datapath, error) {
-	opts := loader.Options{PinPath: cfg.BPFFSDir, Mode: loader.Native}
+	opts := loader.Options{PinPath: cfg.BPFFSDir, Mode: loader.Native, ServiceCIDR: cfg.ServiceCIDR}
+	under, err := net.InterfaceByName(cfg.UnderlayDevice)
+	if err != nil {
+		return nil, fmt.Errorf("underlay device %s: %w", cfg.UnderlayDevice, err)
+	}
+	opts.UnderlayIfindex = under.Index
 	if cfg.RoutingMode == RoutingVXLAN {
 		opts.Mode, opts.VXLANIfindex = loader.VXLAN, overlay
 	}
@@ -32,7 +38,7 @@ func (l loaderDatapath) AttachMode() string { return string(l.Datapath.AttachMod
 
 func (l loaderDatapath) Features() map[string]any {
 	f := l.Datapath.Features()
-	return map[string]any{"tcx": f.TCX, "redirectPeer": f.RedirectPeer, "ringBuf": f.RingBuf, "kernel": f.Kernel}
+	return map[string]any{"tcx": f.TCX, "redirectPeer": f.RedirectPeer, "redirectNeigh": f.RedirectNeigh, "ringBuf": f.RingBuf, "kernel": f.Kernel}
 }
 
 func (l loaderDatapath) EndpointEntries() (map[netip.Addr]EndpointEntry, error) {

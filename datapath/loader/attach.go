@@ -50,10 +50,12 @@ func (d *Datapath) AttachOverlay(ifindex int) error {
 		attachment{egress, d.objs.CnilabToOverlay, datapathProgCnilabToOverlay})
 }
 
-// AttachNetdev attaches cnilab_from_netdev to the ingress of the node's
-// underlay device.
+// AttachNetdev attaches cnilab_from_netdev to the ingress and
+// cnilab_to_netdev to the egress of the node's underlay device.
 func (d *Datapath) AttachNetdev(ifindex int) error {
-	return d.attachAll(ifindex, attachment{ingress, d.objs.CnilabFromNetdev, datapathProgCnilabFromNetdev})
+	return d.attachAll(ifindex,
+		attachment{ingress, d.objs.CnilabFromNetdev, datapathProgCnilabFromNetdev},
+		attachment{egress, d.objs.CnilabToNetdev, datapathProgCnilabToNetdev})
 }
 
 // DetachEndpoint removes cnilab's programs from both hooks of ifindex (in

@@ -24,6 +24,8 @@ type clusterNode struct {
 	vxlan    int
 	pod      *pod
 	dp       *Datapath
+	// serviceCIDR is given to Load (zero: none).
+	serviceCIDR netip.Prefix
 }
 
 // newCluster makes two node namespaces joined by a veth (each end eth0 in
@@ -111,7 +113,7 @@ func newCluster(t *testing.T, mode RoutingMode) (a, b *clusterNode) {
 
 func (n *clusterNode) start(t *testing.T, mode RoutingMode, peer *clusterNode) {
 	t.Helper()
-	n.dp = load(t, Options{PinPath: bpffsDir(t), Mode: mode, VXLANIfindex: n.vxlan})
+	n.dp = load(t, Options{PinPath: bpffsDir(t), Mode: mode, VXLANIfindex: n.vxlan, UnderlayIfindex: n.eth0, ServiceCIDR: n.serviceCIDR})
 	n.do(t, func() error {
 		if err := n.dp.AttachEndpoint(n.pod.hostIdx); err != nil {
 			return err
@@ -127,10 +129,10 @@ func (n *clusterNode) start(t *testing.T, mode RoutingMode, peer *clusterNode) {
 	if err := n.dp.UpsertEndpoint(n.pod.ip, n.pod.endpoint()); err != nil {
 		t.Fatal(err)
 	}
-	if mode == VXLAN {
-		if err := n.dp.UpsertRemote(peer.podCIDR, peer.underlay); err != nil {
-			t.Fatal(err)
-		}
+	// Both modes: the tunnel endpoint (VXLAN), and which sources are pods
+	// of another node, delivered past the stack (both).
+	if err := n.dp.UpsertRemote(peer.podCIDR, peer.underlay); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -138,11 +138,16 @@ const (
 	datapathProgCnilabFromNetdev    = "cnilab_from_netdev"
 	datapathProgCnilabFromOverlay   = "cnilab_from_overlay"
 	datapathProgCnilabToContainer   = "cnilab_to_container"
+	datapathProgCnilabToNetdev      = "cnilab_to_netdev"
 	datapathProgCnilabToOverlay     = "cnilab_to_overlay"
 	datapathVarCfgEvents            = "cfg_events"
 	datapathVarCfgEventsWakeup      = "cfg_events_wakeup"
+	datapathVarCfgRedirectNeigh     = "cfg_redirect_neigh"
 	datapathVarCfgRedirectPeer      = "cfg_redirect_peer"
 	datapathVarCfgRoutingMode       = "cfg_routing_mode"
+	datapathVarCfgServiceMask       = "cfg_service_mask"
+	datapathVarCfgServiceNet        = "cfg_service_net"
+	datapathVarCfgUnderlayIfindex   = "cfg_underlay_ifindex"
 	datapathVarCfgVni               = "cfg_vni"
 	datapathVarCfgVxlanIfindex      = "cfg_vxlan_ifindex"
 )
@@ -193,6 +198,7 @@ type datapathProgramSpecs struct {
 	CnilabFromNetdev    *ebpf.ProgramSpec `ebpf:"cnilab_from_netdev"`
 	CnilabFromOverlay   *ebpf.ProgramSpec `ebpf:"cnilab_from_overlay"`
 	CnilabToContainer   *ebpf.ProgramSpec `ebpf:"cnilab_to_container"`
+	CnilabToNetdev      *ebpf.ProgramSpec `ebpf:"cnilab_to_netdev"`
 	CnilabToOverlay     *ebpf.ProgramSpec `ebpf:"cnilab_to_overlay"`
 }
 
@@ -216,12 +222,16 @@ type datapathMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type datapathVariableSpecs struct {
-	CfgEvents       *ebpf.VariableSpec `ebpf:"cfg_events"`
-	CfgEventsWakeup *ebpf.VariableSpec `ebpf:"cfg_events_wakeup"`
-	CfgRedirectPeer *ebpf.VariableSpec `ebpf:"cfg_redirect_peer"`
-	CfgRoutingMode  *ebpf.VariableSpec `ebpf:"cfg_routing_mode"`
-	CfgVni          *ebpf.VariableSpec `ebpf:"cfg_vni"`
-	CfgVxlanIfindex *ebpf.VariableSpec `ebpf:"cfg_vxlan_ifindex"`
+	CfgEvents          *ebpf.VariableSpec `ebpf:"cfg_events"`
+	CfgEventsWakeup    *ebpf.VariableSpec `ebpf:"cfg_events_wakeup"`
+	CfgRedirectNeigh   *ebpf.VariableSpec `ebpf:"cfg_redirect_neigh"`
+	CfgRedirectPeer    *ebpf.VariableSpec `ebpf:"cfg_redirect_peer"`
+	CfgRoutingMode     *ebpf.VariableSpec `ebpf:"cfg_routing_mode"`
+	CfgServiceMask     *ebpf.VariableSpec `ebpf:"cfg_service_mask"`
+	CfgServiceNet      *ebpf.VariableSpec `ebpf:"cfg_service_net"`
+	CfgUnderlayIfindex *ebpf.VariableSpec `ebpf:"cfg_underlay_ifindex"`
+	CfgVni             *ebpf.VariableSpec `ebpf:"cfg_vni"`
+	CfgVxlanIfindex    *ebpf.VariableSpec `ebpf:"cfg_vxlan_ifindex"`
 }
 
 // datapathObjects contains all objects after they have been loaded into the kernel.
@@ -275,12 +285,16 @@ func (m *datapathMaps) Close() error {
 //
 // It can be passed to loadDatapathObjects or ebpf.CollectionSpec.LoadAndAssign.
 type datapathVariables struct {
-	CfgEvents       *ebpf.Variable `ebpf:"cfg_events"`
-	CfgEventsWakeup *ebpf.Variable `ebpf:"cfg_events_wakeup"`
-	CfgRedirectPeer *ebpf.Variable `ebpf:"cfg_redirect_peer"`
-	CfgRoutingMode  *ebpf.Variable `ebpf:"cfg_routing_mode"`
-	CfgVni          *ebpf.Variable `ebpf:"cfg_vni"`
-	CfgVxlanIfindex *ebpf.Variable `ebpf:"cfg_vxlan_ifindex"`
+	CfgEvents          *ebpf.Variable `ebpf:"cfg_events"`
+	CfgEventsWakeup    *ebpf.Variable `ebpf:"cfg_events_wakeup"`
+	CfgRedirectNeigh   *ebpf.Variable `ebpf:"cfg_redirect_neigh"`
+	CfgRedirectPeer    *ebpf.Variable `ebpf:"cfg_redirect_peer"`
+	CfgRoutingMode     *ebpf.Variable `ebpf:"cfg_routing_mode"`
+	CfgServiceMask     *ebpf.Variable `ebpf:"cfg_service_mask"`
+	CfgServiceNet      *ebpf.Variable `ebpf:"cfg_service_net"`
+	CfgUnderlayIfindex *ebpf.Variable `ebpf:"cfg_underlay_ifindex"`
+	CfgVni             *ebpf.Variable `ebpf:"cfg_vni"`
+	CfgVxlanIfindex    *ebpf.Variable `ebpf:"cfg_vxlan_ifindex"`
 }
 
 // datapathPrograms contains all programs after they have been loaded into the kernel.
@@ -291,6 +305,7 @@ type datapathPrograms struct {
 	CnilabFromNetdev    *ebpf.Program `ebpf:"cnilab_from_netdev"`
 	CnilabFromOverlay   *ebpf.Program `ebpf:"cnilab_from_overlay"`
 	CnilabToContainer   *ebpf.Program `ebpf:"cnilab_to_container"`
+	CnilabToNetdev      *ebpf.Program `ebpf:"cnilab_to_netdev"`
 	CnilabToOverlay     *ebpf.Program `ebpf:"cnilab_to_overlay"`
 }
 
@@ -300,6 +315,7 @@ func (p *datapathPrograms) Close() error {
 		p.CnilabFromNetdev,
 		p.CnilabFromOverlay,
 		p.CnilabToContainer,
+		p.CnilabToNetdev,
 		p.CnilabToOverlay,
 	)
 }

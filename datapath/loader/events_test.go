@@ -213,11 +213,11 @@ func TestFlowEventsProgRun(t *testing.T) {
 
 			// Across nodes: one observation on this node.
 			out := tcpPkt(srcIP, remIP, 40003, 443, flagSYN)
-			f.run("S->remote SYN", fromContainer, out, ifS, actOK)
+			f.run("S->remote SYN", fromContainer, out, ifS, actRedirect)
 			back := tcpPkt(remIP, srcIP, 443, 40003, flagSYN|flagACK)
 			f.run("remote->S SYN-ACK", fromNetdev, back, 7, actRedirect)
 			f.run("remote->S data", fromNetdev, tcpPkt(remIP, srcIP, 443, 40003, flagACK), 7, actRedirect)
-			f.run("S->remote data", fromContainer, tcpPkt(srcIP, remIP, 40003, 443, flagACK), ifS, actOK)
+			f.run("S->remote data", fromContainer, tcpPkt(srcIP, remIP, 40003, 443, flagACK), ifS, actRedirect)
 			expectEvents(t, d, start, "S->remote",
 				tcpEv(Forwarded, Egress, srcIP, remIP, 40003, 443, "new", flagSYN, ifS, out),
 				tcpEv(Forwarded, Ingress, remIP, srcIP, 443, 40003, "reply", flagSYN|flagACK, ifS, back))
@@ -225,7 +225,7 @@ func TestFlowEventsProgRun(t *testing.T) {
 			f.set(localIP, true, false, in(idR, port, ProtoTCP))
 			f.run("remote->D SYN", fromOverlay, synIn, 7, actRedirect)
 			reply := tcpPkt(localIP, remIP, port, 50001, flagSYN|flagACK)
-			f.run("D->remote SYN-ACK", fromContainer, reply, ifD, actOK)
+			f.run("D->remote SYN-ACK", fromContainer, reply, ifD, actRedirect)
 			expectEvents(t, d, start, "remote->D",
 				tcpEv(Forwarded, Ingress, remIP, localIP, 50001, port, "new", flagSYN, ifD, synIn),
 				tcpEv(Forwarded, Egress, localIP, remIP, port, 50001, "reply", flagSYN|flagACK, ifD, reply))
@@ -240,14 +240,14 @@ func TestFlowEventsProgRun(t *testing.T) {
 			// ICMP error is related and reports nothing.
 			f.set(localIP, false, false)
 			dg := udpPkt(srcIP, remIP, 40004, 53)
-			f.run("S->remote udp", fromContainer, dg, ifS, actOK)
-			f.run("S->remote udp again", fromContainer, dg, ifS, actOK)
+			f.run("S->remote udp", fromContainer, dg, ifS, actRedirect)
+			f.run("S->remote udp again", fromContainer, dg, ifS, actRedirect)
 			dgR := udpPkt(remIP, srcIP, 53, 40004)
 			f.run("remote->S udp", fromNetdev, dgR, 7, actRedirect)
 			f.run("remote->S udp again", fromNetdev, dgR, 7, actRedirect)
 			f.run("remote->S port unreachable", fromNetdev, icmpErrorPkt(remIP, srcIP, 3, dg), 7, actRedirect)
 			ping := echoPkt(srcIP, remIP, 8, 77)
-			f.run("S->remote ping", fromContainer, ping, ifS, actOK)
+			f.run("S->remote ping", fromContainer, ping, ifS, actRedirect)
 			pong := echoPkt(remIP, srcIP, 0, 77)
 			f.run("remote->S pong", fromNetdev, pong, 7, actRedirect)
 			expectEvents(t, d, start, "udp, icmp",
@@ -257,7 +257,9 @@ func TestFlowEventsProgRun(t *testing.T) {
 				evWant{Verdict: Forwarded, Dir: Ingress, Src: remIP, Dst: srcIP, Dport: 77, Proto: ProtoICMP, Flags: "reply", SrcID: idR, DstID: idS, Ifindex: ifS, ICMPType: 0})
 			f.set(srcIP, true, false)
 			unreach := icmpErrorPkt(otherIP, srcIP, 13, udpPkt(srcIP, otherIP, 1, 2))
-			f.run("world->S unknown error", fromNetdev, unreach, 7, actShot)
+			// Not from a pod: the stack forwards it, to_container drops it.
+			f.run("world->S unknown error at the underlay", fromNetdev, unreach, 7, actOK)
+			f.run("world->S unknown error", toContainer, unreach, 7, actShot)
 			expectEvents(t, d, start, "icmp error dropped",
 				evWant{Verdict: Dropped, Reason: DropPolicy, Dir: Ingress, Src: otherIP, Dst: srcIP, Proto: ProtoICMP, SrcID: IdentityWorld, DstID: idS, Ifindex: ifS, ICMPType: 3, ICMPCode: 13})
 
@@ -343,7 +345,7 @@ func TestCountersProgRun(t *testing.T) {
 			}
 			// Across nodes.
 			f.set(srcIP, false, true, eg(idR, 0, ProtoUDP))
-			c.run("S->remote", fromContainer, udpPkt(srcIP, remIP, 40001, 53), ifS, actOK, fwdOut)
+			c.run("S->remote", fromContainer, udpPkt(srcIP, remIP, 40001, 53), ifS, actRedirect, fwdOut)
 			c.run("S->remote denied", fromContainer, tcpPkt(srcIP, remIP, 40001, 53, flagSYN), ifS, actShot, denyOut)
 			remIn := []counterKey{fwdIn}
 			if tc.noPeer {

@@ -21,6 +21,8 @@ type Features struct {
 	TCX bool
 	// RedirectPeer: the bpf_redirect_peer helper (Linux 5.10+).
 	RedirectPeer bool
+	// RedirectNeigh: the bpf_redirect_neigh helper (Linux 5.10+).
+	RedirectNeigh bool
 	// RingBuf: BPF ring buffer maps (Linux 5.8+).
 	RingBuf bool
 	// Kernel is the kernel release (uname -r), for reports only.
@@ -28,7 +30,7 @@ type Features struct {
 }
 
 func (f Features) String() string {
-	return fmt.Sprintf("kernel=%s tcx=%t redirect_peer=%t ringbuf=%t", f.Kernel, f.TCX, f.RedirectPeer, f.RingBuf)
+	return fmt.Sprintf("kernel=%s tcx=%t redirect_peer=%t redirect_neigh=%t ringbuf=%t", f.Kernel, f.TCX, f.RedirectPeer, f.RedirectNeigh, f.RingBuf)
 }
 
 var probeOnce = sync.OnceValue(probeFeatures)
@@ -47,6 +49,7 @@ func probeFeatures() Features {
 	}
 	f.TCX = probeTCX() == nil
 	f.RedirectPeer = features.HaveProgramHelper(ebpf.SchedCLS, asm.FnRedirectPeer) == nil
+	f.RedirectNeigh = features.HaveProgramHelper(ebpf.SchedCLS, asm.FnRedirectNeigh) == nil
 	f.RingBuf = features.HaveMapType(ebpf.RingBuf) == nil
 	return f
 }

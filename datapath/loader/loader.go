@@ -1,8 +1,10 @@
 package loader
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +25,14 @@ type Options struct {
 	Mode RoutingMode
 	// VXLANIfindex is the collect_md VXLAN device (required in VXLAN mode).
 	VXLANIfindex int
+	// UnderlayIfindex is the node's device toward the other nodes: native
+	// routing forwards pod traffic for other nodes out of it with
+	// bpf_redirect_neigh, past the node's stack (0: the stack forwards it).
+	UnderlayIfindex int
+	// ServiceCIDR is the cluster's Service network: a pod's packets to it go
+	// to the node's stack (kube-proxy translates them) and their policy is
+	// checked after translation. The zero Prefix means none.
+	ServiceCIDR netip.Prefix
 	// VNI is the VXLAN network identifier; 0 means DefaultVNI.
 	VNI uint32
 	// Attach forces an attach mode; "" chooses by probe. The environment
@@ -90,6 +100,9 @@ func Load(opts Options) (*Datapath, error) {
 	if opts.VNI == 0 {
 		opts.VNI = DefaultVNI
 	}
+	if opts.ServiceCIDR.IsValid() && !opts.ServiceCIDR.Addr().Is4() {
+		return nil, fmt.Errorf("load datapath: service CIDR %s is not IPv4", opts.ServiceCIDR)
+	}
 	if opts.VNI >= 1<<24 {
 		return nil, fmt.Errorf("load datapath: VNI %d out of range", opts.VNI)
 	}
@@ -118,6 +131,11 @@ func Load(opts Options) (*Datapath, error) {
 	if feat.RedirectPeer && !opts.NoRedirectPeer {
 		peer = 1
 	}
+	neigh := uint32(0)
+	if feat.RedirectNeigh && opts.Mode == Native && opts.UnderlayIfindex > 0 {
+		neigh = 1
+	}
+	svcNet, svcMask := prefixNBO(opts.ServiceCIDR)
 	ringSize := spec.Maps["cnilab_events"].MaxEntries
 	if opts.eventsSize != 0 {
 		ringSize = opts.eventsSize
@@ -131,6 +149,10 @@ func Load(opts Options) (*Datapath, error) {
 		{vars.CfgVxlanIfindex, uint32(opts.VXLANIfindex)},
 		{vars.CfgVni, opts.VNI},
 		{vars.CfgRedirectPeer, peer},
+		{vars.CfgRedirectNeigh, neigh},
+		{vars.CfgUnderlayIfindex, uint32(max(opts.UnderlayIfindex, 0))},
+		{vars.CfgServiceNet, svcNet},
+		{vars.CfgServiceMask, svcMask},
 		{vars.CfgEvents, boolU32(!opts.NoEvents)},
 		{vars.CfgEventsWakeup, ringSize / eventsWakeupDivisor},
 	} {
@@ -153,6 +175,29 @@ func Load(opts Options) (*Datapath, error) {
 		return nil, fmt.Errorf("load datapath: %w", err)
 	}
 	return d, nil
+}
+
+// prefixNBO is p's network and mask as the programs compare them: in
+// network byte order, read as a host-order (little-endian) uint32 the way
+// the verifier sees the constant. The zero Prefix gives 0, 0 (none).
+func prefixNBO(p netip.Prefix) (network, mask uint32) {
+	if !p.IsValid() {
+		return 0, 0
+	}
+	p = p.Masked()
+	a := p.Addr().As4()
+	var m [4]byte
+	bits := p.Bits()
+	for i := range m {
+		switch {
+		case bits >= 8:
+			m[i] = 0xff
+		case bits > 0:
+			m[i] = byte(0xff << (8 - bits))
+		}
+		bits -= 8
+	}
+	return binary.NativeEndian.Uint32(a[:]), binary.NativeEndian.Uint32(m[:])
 }
 
 func boolU32(b bool) uint32 {

@@ -143,6 +143,12 @@ type policyFixture struct {
 func newPolicyFixture(t testing.TB, opts Options) *policyFixture {
 	t.Helper()
 	d := loadWithEntries(t, opts) // D = localIP on ifindex 1000
+	// S also stands for a pod of another node where packets come in from
+	// the underlay or the overlay (from_netdev and from_overlay only take
+	// pod-to-pod traffic past the stack).
+	if err := d.UpsertRemote(netip.PrefixFrom(srcIP, 32), netip.MustParseAddr("172.30.0.13")); err != nil {
+		t.Fatal(err)
+	}
 	if err := d.UpsertEndpoint(srcIP, EndpointInfo{Ifindex: ifS, PodMAC: podMAC, HostMAC: hostMAC}); err != nil {
 		t.Fatal(err)
 	}
@@ -312,8 +318,9 @@ func TestPolicyIdentities(t *testing.T) {
 	// D's ingress from world (no ipcache entry) and from the remote prefix.
 	f.set(localIP, true, false, in(IdentityWorld, 0, ProtoTCP))
 	f.check(
-		verdictCase{"world in (netdev)", fromNetdev, tcpPkt(otherIP, localIP, 40000, port, flagSYN), 7, actRedirect},
-		verdictCase{"world in (overlay)", fromOverlay, tcpPkt(otherIP, localIP, 40001, port, flagSYN), 7, actRedirect},
+		// Not from a pod: the stack forwards it, to_container checks it.
+		verdictCase{"world in (netdev)", fromNetdev, tcpPkt(otherIP, localIP, 40000, port, flagSYN), 7, actOK},
+		verdictCase{"world in (overlay)", fromOverlay, tcpPkt(otherIP, localIP, 40001, port, flagSYN), 7, actOK},
 		verdictCase{"remote pod in: not world", fromOverlay, tcpPkt(remIP, localIP, 40000, port, flagSYN), 7, actShot},
 	)
 	// A more specific prefix wins; deleting it restores the /24.
@@ -370,7 +377,7 @@ func TestPolicyConntrackReply(t *testing.T) {
 	// through from_netdev, S's ingress allows nothing.
 	f.set(srcIP, true, true, eg(idR, 0, 0))
 	f.check(
-		verdictCase{"S->remote", fromContainer, tcpPkt(srcIP, remIP, 40000, 443, flagSYN), ifS, actOK},
+		verdictCase{"S->remote", fromContainer, tcpPkt(srcIP, remIP, 40000, 443, flagSYN), ifS, actRedirect},
 		verdictCase{"remote->S reply", fromNetdev, tcpPkt(remIP, srcIP, 443, 40000, flagSYN|flagACK), 7, actRedirect},
 		verdictCase{"remote->S new", fromNetdev, tcpPkt(remIP, srcIP, 443, 40001, flagSYN), 7, actShot},
 	)
@@ -380,7 +387,7 @@ func TestPolicyConntrackReply(t *testing.T) {
 	f.set(localIP, true, true, in(idR, port, ProtoTCP))
 	f.check(
 		verdictCase{"remote->D", fromNetdev, tcpPkt(remIP, localIP, 50000, port, flagSYN), 7, actRedirect},
-		verdictCase{"D->remote reply", fromContainer, tcpPkt(localIP, remIP, port, 50000, flagSYN|flagACK), ifD, actOK},
+		verdictCase{"D->remote reply", fromContainer, tcpPkt(localIP, remIP, port, 50000, flagSYN|flagACK), ifD, actRedirect},
 		verdictCase{"D->remote new", fromContainer, tcpPkt(localIP, remIP, port, 50001, flagSYN), ifD, actShot},
 	)
 
@@ -406,8 +413,9 @@ func TestPolicyConntrackReply(t *testing.T) {
 		verdictCase{"S->D udp", fromContainer, dgram, ifS, actRedirect},
 		verdictCase{"D->S port unreachable (related)", fromContainer, icmpErrorPkt(localIP, srcIP, 3, dgram), ifD, actRedirect},
 		verdictCase{"D->S port unreachable, unknown flow", fromContainer, icmpErrorPkt(localIP, srcIP, 3, udpPkt(srcIP, localIP, 40000, 5354)), ifD, actShot},
-		verdictCase{"S->remote udp", fromContainer, udpPkt(srcIP, remIP, 40000, 53), ifS, actOK},
-		verdictCase{"router->S frag needed (related)", fromNetdev, icmpErrorPkt(otherIP, srcIP, 4, udpPkt(srcIP, remIP, 40000, 53)), 7, actRedirect},
+		verdictCase{"S->remote udp", fromContainer, udpPkt(srcIP, remIP, 40000, 53), ifS, actRedirect},
+		// A router is no pod: the stack forwards its error, to_container passes it.
+		verdictCase{"router->S frag needed (related)", fromNetdev, icmpErrorPkt(otherIP, srcIP, 4, udpPkt(srcIP, remIP, 40000, 53)), 7, actOK},
 	)
 	if n, err := f.d.ConntrackCount(); err != nil || n == 0 {
 		t.Errorf("ConntrackCount = %d, %v", n, err)
@@ -543,7 +551,7 @@ func TestPolicySourcesAndHost(t *testing.T) {
 		verdictCase{"S spoofing D's address", fromContainer, udpPkt(localIP, otherIP, 1, 2), ifS, actShot},
 		verdictCase{"S spoofing an unknown address", fromContainer, udpPkt(otherIP, localIP, 1, 2), ifS, actShot},
 		verdictCase{"S from its address", fromContainer, udpPkt(srcIP, otherIP, 1, 2), ifS, actOK},
-		verdictCase{"unregistered veth, unknown address", fromContainer, udpPkt(otherIP, remIP, 1, 2), 4242, actOK},
+		verdictCase{"unregistered veth, unknown address", fromContainer, udpPkt(otherIP, remIP, 1, 2), 4242, actRedirect},
 		verdictCase{"D from another veth", fromContainer, udpPkt(localIP, otherIP, 1, 2), 4242, actShot},
 		// The node's stack (no ingress device) into D: allowed, tracked.
 		verdictCase{"host -> D", toContainer, tcpPkt(hostIP, localIP, 33000, 8080, flagSYN), 0, actOK},
@@ -566,5 +574,5 @@ func TestPolicySourcesAndHost(t *testing.T) {
 	if err := f.d.DeleteEndpoint(srcIP); err != nil {
 		t.Fatal(err)
 	}
-	f.check(verdictCase{"unregistered veth again", fromContainer, udpPkt(otherIP, remIP, 1, 2), ifS, actOK})
+	f.check(verdictCase{"unregistered veth again", fromContainer, udpPkt(otherIP, remIP, 1, 2), ifS, actRedirect})
 }

@@ -56,6 +56,10 @@ type Config struct {
 	ClusterCIDR string `json:"clusterCIDR"`
 	ServiceCIDR string `json:"serviceCIDR"`
 	NodeMask    int    `json:"nodeMask"`
+	// NoKubeProxy leaves kube-proxy out. Every lab runs it by default (as
+	// nearly every real cluster does): kube-proxy in iptables mode on every
+	// node, for the netns and qemu providers. Flannel labs always run it.
+	NoKubeProxy bool `json:"noKubeProxy,omitempty"`
 	// QEMU is set for the qemu provider.
 	QEMU *QEMU `json:"qemu,omitempty"`
 	// Kind holds the kind provider's settings.
@@ -158,6 +162,9 @@ func (c Config) Validate() error {
 			}
 		}
 		return fmt.Errorf("CNI %q is only for the existing provider; the %s provider installs one of %s", ExistingCNI, c.Provider, strings.Join(installable, ", "))
+	}
+	if c.NoKubeProxy && c.CNI == "flannel" {
+		return fmt.Errorf("a flannel lab always runs kube-proxy: flannel has no Service handling of its own")
 	}
 	if c.Nodes < 1 || c.Nodes > MaxNodes {
 		return fmt.Errorf("invalid node count %d: must be between 1 and %d", c.Nodes, MaxNodes)

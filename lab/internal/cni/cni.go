@@ -36,6 +36,7 @@ type Env struct {
 	BinDir      string // cnilab's own binaries
 	CNIBinDir   string
 	ClusterCIDR string
+	ServiceCIDR string
 	Client      kubernetes.Interface
 	// Kubeconfig returns a kubeconfig for user (and groups) that reaches the
 	// API server from inside the lab.

@@ -75,6 +75,7 @@ func (c Cnilab) startAgent(ctx context.Context, env Env, n Node) error {
 		"--kubeconfig=" + kc,
 		"--routing-mode=" + c.Mode,
 		"--underlay-device=eth0",
+		"--service-cidr=" + env.ServiceCIDR,
 		"--state-dir=" + filepath.Join(n.Dir, "var", "lib", "cnilab"),
 		"--bpffs=" + BPFFSDir(n),
 		"--socket=" + AgentSocket(n),

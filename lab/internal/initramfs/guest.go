@@ -50,6 +50,15 @@ var (
 	guestCNIBinaries   = []string{"bridge", "host-local", "loopback", "portmap"}
 )
 
+// toolsBinaries are the tools the guest gets: flanneld, and kube-proxy when
+// the nodes run it.
+func (o GuestOptions) toolsBinaries() []string {
+	if o.KubeProxy {
+		return append(append([]string(nil), guestToolsBinaries...), "kube-proxy")
+	}
+	return guestToolsBinaries
+}
+
 // GuestOptions are the inputs of a lab guest's archive.
 type GuestOptions struct {
 	// Init is the host path of the built, static cnilab-init.
@@ -57,7 +66,9 @@ type GuestOptions struct {
 	// BinDir is the host _output/bin (cnilab, cnilab-agent, cnilab-cni,
 	// cnilab-probe).
 	BinDir string
-	// ToolsDir is the host _output/tools/bin (flanneld).
+	// KubeProxy puts kube-proxy from ToolsDir into the guest.
+	KubeProxy bool
+	// ToolsDir is the host _output/tools/bin (flanneld, kube-proxy).
 	ToolsDir string
 	// CNIBinDir is the host _output/tools/cni/bin (bridge, host-local,
 	// loopback, portmap).
@@ -116,7 +127,7 @@ func GuestSpec(opts GuestOptions) (Spec, error) {
 		names                   []string
 	}{
 		{opts.BinDir, GuestBinDir, "make build", guestBinaries},
-		{opts.ToolsDir, GuestToolsBinDir, "make tools", guestToolsBinaries},
+		{opts.ToolsDir, GuestToolsBinDir, "make tools", opts.toolsBinaries()},
 		{opts.CNIBinDir, GuestCNIBinDir, "make tools", guestCNIBinaries},
 	} {
 		for _, n := range set.names {

@@ -28,11 +28,14 @@ type HostProgram struct {
 }
 
 // NetfilterModules are the modules iptables-nft needs for flannel's forward
-// and masquerade rules. They are optional: a kernel without them still runs
-// cnilab, and flanneld then says what failed.
+// and masquerade rules and for kube-proxy's Service rules (DNAT, random
+// backend choice, session affinity, reject). They are optional: a kernel
+// without them still runs cnilab, and flanneld or kube-proxy then says what
+// failed.
 var NetfilterModules = []string{
 	"br_netfilter", "nf_tables", "nft_compat", "nft_chain_nat", "xt_comment", "xt_mark",
-	"xt_MASQUERADE", "xt_conntrack", "xt_addrtype",
+	"xt_MASQUERADE", "xt_conntrack", "xt_addrtype", "xt_nat", "xt_statistic", "xt_recent",
+	"xt_tcpudp", "nft_reject_ipv4", "ipt_REJECT",
 }
 
 // IptablesProgram is Debian's iptables (nf_tables flavour) as flanneld runs it.

@@ -77,6 +77,11 @@ func (nsBackend) Preflight(cfg config.Config) error {
 	if _, err := exec.LookPath("nsenter"); err != nil {
 		return fmt.Errorf("nsenter not found: install util-linux")
 	}
+	if !cfg.NoKubeProxy || cfg.CNI == "flannel" {
+		if _, err := exec.LookPath("iptables"); err != nil {
+			return fmt.Errorf("iptables not found (kube-proxy and flanneld write their rules with it): install iptables")
+		}
+	}
 	return nil
 }
 

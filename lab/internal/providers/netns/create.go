@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"github.com/cnilab/cnilab/lab/config"
 	"github.com/cnilab/cnilab/lab/internal/cni"
 	"github.com/cnilab/cnilab/lab/internal/controlplane"
+	"github.com/cnilab/cnilab/lab/internal/kubeproxy"
 	labns "github.com/cnilab/cnilab/lab/internal/netns"
 	"github.com/cnilab/cnilab/lab/internal/proc"
 	"github.com/cnilab/cnilab/lab/noderole"
@@ -55,10 +57,11 @@ func (p Provider) Create(ctx context.Context, cfg config.Config, progress io.Wri
 
 	c := &Cluster{cfg: cfg, backend: backend}
 	b := &bringUp{cfg: cfg, cluster: c, installer: installer, backend: backend, listener: listener, out: progress}
-	steps := []struct {
+	type step struct {
 		name string
 		fn   func(context.Context) error
-	}{
+	}
+	steps := []step{
 		{"Writing lab state", b.writeState},
 		{fmt.Sprintf("Creating underlay and %d nodes", cfg.Nodes), b.createNetwork},
 		{"Starting etcd and kube-apiserver", b.startControlPlane},
@@ -68,8 +71,13 @@ func (p Provider) Create(ctx context.Context, cfg config.Config, progress io.Wri
 		{"Starting node roles", b.startNodeRoles},
 		{"Waiting for nodes to register and get PodCIDRs", b.waitPodCIDRs},
 		{"Installing CNI " + cfg.CNI, b.installCNI},
-		{"Waiting for nodes to be Ready", b.waitReady},
 	}
+	if !cfg.NoKubeProxy {
+		steps = append(steps, step{"Starting kube-proxy (iptables mode)", b.startKubeProxy})
+	}
+	steps = append(steps, []step{
+		{"Waiting for nodes to be Ready", b.waitReady},
+	}...)
 	start := time.Now()
 	fmt.Fprintf(progress, "Creating lab %q (provider %s, CNI %s, %d nodes) ...\n", cfg.Name, cfg.Provider, cfg.CNI, cfg.Nodes)
 	for _, s := range steps {
@@ -170,6 +178,9 @@ func preflight(cfg config.Config, installer cni.Installer, backend NodeBackend) 
 	}
 	env := cni.Env{ToolsDir: cfg.ToolsDir, BinDir: cfg.BinDir, CNIBinDir: cfg.CNIBinDir}
 	bins := append(installer.Binaries(env), filepath.Join(cfg.BinDir, "cnilab"), filepath.Join(cfg.BinDir, "cnilab-probe"))
+	if !cfg.NoKubeProxy {
+		bins = append(bins, filepath.Join(cfg.ToolsDir, kubeproxy.Binary))
+	}
 	return cni.CheckBinaries(bins)
 }
 
@@ -333,12 +344,37 @@ func (b *bringUp) installCNI(ctx context.Context) error {
 	bin, tools, cniBin := b.backend.Paths(b.cfg)
 	env := cni.Env{
 		Lab: b.cfg.Name, Dir: b.cfg.Dir(), ToolsDir: tools, BinDir: bin, CNIBinDir: cniBin,
-		ClusterCIDR: b.cfg.ClusterCIDR, Client: b.client, Progress: b.out,
+		ClusterCIDR: b.cfg.ClusterCIDR, ServiceCIDR: b.cfg.ServiceCIDR, Client: b.client, Progress: b.out,
 		Kubeconfig: func(user string, groups ...string) ([]byte, error) {
 			return b.creds.KubeconfigData("cnilab-"+b.cfg.Name, b.creds.InternalServer, user, groups...)
 		},
 	}
 	return b.installer.Install(ctx, env, b.backend.Nodes(b.cfg))
+}
+
+// startKubeProxy starts kube-proxy on every node and waits until each has
+// written its rules once.
+func (b *bringUp) startKubeProxy(ctx context.Context) error {
+	_, tools, _ := b.backend.Paths(b.cfg)
+	env := cni.Env{Lab: b.cfg.Name, Dir: b.cfg.Dir(), ToolsDir: tools, ClusterCIDR: b.cfg.ClusterCIDR, Client: b.client,
+		Kubeconfig: func(user string, groups ...string) ([]byte, error) {
+			return b.creds.KubeconfigData("cnilab-"+b.cfg.Name, b.creds.InternalServer, user, groups...)
+		},
+	}
+	nodes := b.backend.Nodes(b.cfg)
+	if err := kubeproxy.Start(ctx, env, nodes); err != nil {
+		return err
+	}
+	return kubeproxy.Wait(ctx, nodes, 2*time.Minute, func(ctx context.Context, node string, argv ...string) (string, error) {
+		res, err := b.backend.ExecIn(ctx, b.cfg, node, "", argv)
+		if err != nil {
+			return "", err
+		}
+		if res.ExitCode != 0 {
+			return "", fmt.Errorf("%s: exit %d: %s", argv[0], res.ExitCode, bytes.TrimSpace(res.Stderr))
+		}
+		return string(res.Stdout), nil
+	})
 }
 
 func (b *bringUp) waitReady(ctx context.Context) error {

@@ -118,7 +118,7 @@ const (
 
 func allowedNets(cfg config.Config) []*net.IPNet {
 	var out []*net.IPNet
-	for _, s := range []string{cfg.Underlay, cfg.ClusterCIDR, "127.0.0.0/8", "::1/128", "fe80::/10", "ff00::/8", "224.0.0.0/4"} {
+	for _, s := range []string{cfg.Underlay, cfg.ClusterCIDR, cfg.ServiceCIDR, "127.0.0.0/8", "::1/128", "fe80::/10", "ff00::/8", "224.0.0.0/4"} {
 		if _, n, err := net.ParseCIDR(s); err == nil {
 			out = append(out, n)
 		}

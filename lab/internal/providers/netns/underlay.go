@@ -97,6 +97,17 @@ func createNode(c config.Config, i int) error {
 	if err := nh.LinkSetUp(eth); err != nil {
 		return fmt.Errorf("node %d: set eth0 up: %w", i, err)
 	}
+	// The Service CIDR through eth0, as a node's default route would take
+	// it: the node's own connections to a ClusterIP get as far as
+	// kube-proxy's DNAT, which comes after the route lookup. It stays on
+	// the lab's underlay.
+	_, svc, err := net.ParseCIDR(c.ServiceCIDR)
+	if err != nil {
+		return fmt.Errorf("node %d: service CIDR: %w", i, err)
+	}
+	if err := nh.RouteReplace(&netlink.Route{LinkIndex: eth.Attrs().Index, Dst: svc, Src: c.NodeIP(i), Scope: netlink.SCOPE_LINK}); err != nil {
+		return fmt.Errorf("node %d: route %s via eth0: %w", i, svc, err)
+	}
 	return nil
 }
 

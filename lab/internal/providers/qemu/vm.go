@@ -41,8 +41,9 @@ func tapName(i int) string { return fmt.Sprintf("tap-node-%d", i) }
 func (backend) CreateNodes(ctx context.Context, cfg config.Config, progress io.Writer) error {
 	q := cfg.QEMU
 	var hostProgs []initramfs.HostProgram
-	if cfg.CNI == "flannel" {
-		// flanneld sets up its forward and masquerade rules with iptables.
+	if cfg.CNI == "flannel" || !cfg.NoKubeProxy {
+		// flanneld sets up its forward and masquerade rules with iptables,
+		// kube-proxy its Service rules.
 		ipt, err := initramfs.IptablesProgram()
 		if err != nil {
 			return err
@@ -59,6 +60,7 @@ func (backend) CreateNodes(ctx context.Context, cfg config.Config, progress io.W
 		Modules:      initramfs.DefaultModules,
 		CacheDir:     filepath.Join(filepath.Dir(cfg.BinDir), "initramfs"),
 		HostPrograms: hostProgs,
+		KubeProxy:    !cfg.NoKubeProxy,
 	})
 	if err != nil {
 		return fmt.Errorf("initramfs for kernel %s: %w", q.Kernel, err)
@@ -104,7 +106,7 @@ func (backend) CreateNodes(ctx context.Context, cfg config.Config, progress io.W
 			// unstable and switches to the HPET, which TCG emulates so
 			// slowly that the rest of the run times out. The guest's TSC is
 			// QEMU's monotonic clock: it is reliable.
-			"-append", fmt.Sprintf("console=ttyS0 panic=-1 tsc=reliable cnilab.ip=%s/%d cnilab.hostname=%s", cfg.NodeIP(i), cfg.UnderlayPrefix(), name),
+			"-append", fmt.Sprintf("console=ttyS0 panic=-1 tsc=reliable cnilab.ip=%s/%d cnilab.hostname=%s cnilab.svc=%s", cfg.NodeIP(i), cfg.UnderlayPrefix(), name, cfg.ServiceCIDR),
 			"-serial", "file:" + filepath.Join(logs, "console-"+name+".log"),
 			// The VM's only network card: a tap on the underlay bridge, made
 			// by QEMU in the underlay namespace it runs in.
@@ -312,7 +314,7 @@ func CollectGuestLogs(ctx context.Context, cfg config.Config) error {
 	for i := 1; i <= cfg.Nodes; i++ {
 		node := cfg.NodeName(i)
 		c := client(cfg, node)
-		for _, d := range []string{"node-role-", "cnilab-agent-", "flanneld-"} {
+		for _, d := range []string{"node-role-", "cnilab-agent-", "flanneld-", "kube-proxy-"} {
 			b, err := c.ReadFile(ctx, filepath.Join("/var/log/cnilab", d+node+".log"))
 			if errors.Is(err, os.ErrNotExist) {
 				continue
