@@ -104,7 +104,7 @@ e2e: build tools netns-dir
 # build, tools and kernels so that the qemu failure tests (a kernel that does
 # not boot, a VM that hangs, a missing module) run rather than skip.
 test: check check-generate build tools kernels unit fuzz-smoke
-	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel LABELS='connectivity || observability || manifests || reliability || (policy && upstream)'
+	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel LABELS='connectivity || services || observability || manifests || reliability || (policy && upstream)'
 	CNILAB_ATTACH=tc $(MAKE) e2e PROVIDER=netns CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
 	$(MAKE) e2e PROVIDER=qemu HOST_RUN=0 KERNELS="$(KERNELS)" CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
 

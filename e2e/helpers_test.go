@@ -1,10 +1,18 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
+	"net/url"
 	"strings"
+	"time"
+
+	. "github.com/onsi/gomega"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/cnilab/cnilab/datapath/api"
+	"github.com/cnilab/cnilab/datapath/flows"
 	"github.com/cnilab/cnilab/lab"
 	"github.com/cnilab/cnilab/lab/config"
 )
@@ -43,4 +51,33 @@ func cnilabAgents() (lab.AgentSocketer, string) {
 		return nil, "provider " + cluster.Provider() + " cannot reach the cnilab agents' flows and metrics from this machine"
 	}
 	return socks, ""
+}
+
+// agentFlows reads the flows node's cnilab agent holds that match q.
+func agentFlows(ctx context.Context, socks lab.AgentSocketer, node string, q url.Values) []flows.Flow {
+	sock, err := socks.AgentSocket(node)
+	Expect(err).NotTo(HaveOccurred())
+	var out []flows.Flow
+	Expect(api.NewClient(sock).Flows(ctx, q, func(line []byte) error {
+		var f flows.Flow
+		if err := json.Unmarshal(line, &f); err != nil {
+			return err
+		}
+		out = append(out, f)
+		return nil
+	})).To(Succeed())
+	return out
+}
+
+// expectAgentFlow waits until node's agent has a flow of namespace ns
+// matching want.
+func expectAgentFlow(ctx context.Context, socks lab.AgentSocketer, node, ns, what string, want func(f flows.Flow) bool) {
+	Eventually(func() bool {
+		for _, f := range agentFlows(ctx, socks, node, url.Values{"namespace": {ns}}) {
+			if want(f) {
+				return true
+			}
+		}
+		return false
+	}).WithContext(ctx).WithTimeout(flowDeadline).WithPolling(200*time.Millisecond).Should(BeTrue(), "flow on %s: %s", node, what)
 }

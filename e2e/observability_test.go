@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
@@ -66,29 +65,10 @@ var _ = Describe("Observability", Label("observability"), Ordered, func() {
 	}, NodeTimeout(3*time.Minute))
 
 	flowsOn := func(ctx context.Context, node string, q url.Values) []flows.Flow {
-		sock, err := socks.AgentSocket(node)
-		Expect(err).NotTo(HaveOccurred())
-		var out []flows.Flow
-		Expect(api.NewClient(sock).Flows(ctx, q, func(line []byte) error {
-			var f flows.Flow
-			if err := json.Unmarshal(line, &f); err != nil {
-				return err
-			}
-			out = append(out, f)
-			return nil
-		})).To(Succeed())
-		return out
+		return agentFlows(ctx, socks, node, q)
 	}
-	// expectFlow waits until node has a flow matching want.
 	expectFlow := func(ctx context.Context, node, what string, want func(f flows.Flow) bool) {
-		Eventually(func() bool {
-			for _, f := range flowsOn(ctx, node, url.Values{"namespace": {ns}}) {
-				if want(f) {
-					return true
-				}
-			}
-			return false
-		}).WithContext(ctx).WithTimeout(flowDeadline).WithPolling(200*time.Millisecond).Should(BeTrue(), "flow on %s: %s", node, what)
+		expectAgentFlow(ctx, socks, node, ns, what, want)
 	}
 	metric := func(ctx context.Context, node, series string) float64 {
 		sock, err := socks.AgentSocket(node)

@@ -83,7 +83,7 @@ func (l loaderDatapath) ReadEvents(ctx context.Context, fn func(flows.Event)) er
 			Time: e.Time, Src: e.Src, Dst: e.Dst, SrcPort: e.SrcPort, DstPort: e.DstPort, Proto: e.Proto,
 			ICMPType: e.ICMPType, ICMPCode: e.ICMPCode, Verdict: uint8(e.Verdict),
 			DropReason: uint8(e.DropReason), DropReasonText: dropText(e.DropReason), Direction: uint8(e.Direction),
-			IsReply: e.IsReply, NewConn: e.New, Closing: e.Closing, TCPFlags: e.TCPFlags,
+			IsReply: e.IsReply, NewConn: e.New, Closing: e.Closing, ToStack: e.ToStack, TCPFlags: e.TCPFlags,
 			SrcIdentity: e.SrcIdentity, DstIdentity: e.DstIdentity, Ifindex: e.Ifindex, Len: e.Len,
 		})
 	})

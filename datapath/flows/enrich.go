@@ -59,6 +59,9 @@ func (e *Enricher) Enrich(ev Event) Flow {
 		Closing:     ev.Closing,
 		Len:         ev.Len,
 	}
+	if ev.ToStack {
+		f.TraceObservationPoint = "TO_STACK"
+	}
 	if ev.Verdict == VerdictDropped {
 		f.DropReason = uint32(ev.DropReason)
 		f.DropReasonDesc = dropReasonText(ev.DropReason, ev.DropReasonText)

@@ -37,6 +37,10 @@ type Event struct {
 	// NewConn: the event reports a new tracked connection. Closing: a
 	// tracked connection saw its first FIN or RST.
 	NewConn, Closing bool
+	// ToStack: a pod's packet for a Service address, handed to the node's
+	// stack untranslated (kube-proxy); Hubble's trace observation point
+	// TO_STACK.
+	ToStack bool
 	// TCPFlags is the TCP header's flags byte (TCPFlagFIN ...).
 	TCPFlags uint8
 	// SrcIdentity and DstIdentity are the numeric security identities the

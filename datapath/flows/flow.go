@@ -52,7 +52,10 @@ type Flow struct {
 	Summary          string        `json:"Summary"`
 	NewConn          bool          `json:"new_conn,omitempty"`
 	Closing          bool          `json:"closing,omitempty"`
-	Len              uint32        `json:"len,omitempty"`
+	// TraceObservationPoint is Hubble's: TO_STACK for a pod's packet to a
+	// Service address handed to the node's stack before translation.
+	TraceObservationPoint string `json:"trace_observation_point,omitempty"`
+	Len                   uint32 `json:"len,omitempty"`
 }
 
 // IP mirrors Hubble's flow.IP.

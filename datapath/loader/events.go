@@ -80,6 +80,7 @@ const (
 	flowReply   = 1 << 0
 	flowNew     = 1 << 1
 	flowClosing = 1 << 2
+	flowToStack = 1 << 3
 )
 
 // FlowEvent is one flow event, decoded.
@@ -123,6 +124,10 @@ type FlowEvent struct {
 	New bool
 	// Closing: the first FIN or RST of its direction.
 	Closing bool
+	// ToStack: the packet went to the node's stack untranslated, for the
+	// Service CIDR (kube-proxy translates it there; the translated
+	// connection gives its own events).
+	ToStack bool
 	// TCPFlags is the TCP header's flags byte (FIN 0x01, SYN 0x02, RST
 	// 0x04, PSH 0x08, ACK 0x10, ...), 0 for other protocols.
 	TCPFlags uint8
@@ -184,6 +189,7 @@ func decodeFlowEvent(b []byte, boot time.Time) (FlowEvent, error) {
 		IsReply:     flags&flowReply != 0,
 		New:         flags&flowNew != 0,
 		Closing:     flags&flowClosing != 0,
+		ToStack:     flags&flowToStack != 0,
 		DropReason:  DropReason(ne.Uint16(b[24:])),
 		TCPFlags:    b[26],
 		ICMPType:    b[27],
