@@ -57,6 +57,7 @@ const (
 	DefaultNamespace      = "kube-system"
 	DefaultRoutingMode    = "native"
 	DefaultClusterCIDR    = "10.244.0.0/16"
+	DefaultServiceCIDR    = "10.96.0.0/12"
 	DefaultUnderlayDevice = "eth0"
 	// DefaultImage and DefaultProbeImage are what `make images` tags
 	// (IMAGE_TAG=dev); e2e.ProbeImage is the same name.
@@ -88,6 +89,11 @@ type Options struct {
 	// ClusterCIDR is the pod network the nodes' PodCIDRs come from; it is
 	// also flannel's Network (default 10.244.0.0/16).
 	ClusterCIDR string
+	// ServiceCIDR is the cluster's Service network (kube-apiserver
+	// --service-cluster-ip-range; default 10.96.0.0/12): the agent hands
+	// pods' packets to it to the node's stack (kube-proxy) and checks their
+	// policy after translation.
+	ServiceCIDR string
 	// UnderlayDevice is each node's device toward the other nodes (default
 	// eth0, as on kind nodes and lab VMs).
 	UnderlayDevice string
@@ -146,6 +152,7 @@ func (o Options) withDefaults() Options {
 	def(&o.Namespace, DefaultNamespace)
 	def(&o.RoutingMode, DefaultRoutingMode)
 	def(&o.ClusterCIDR, DefaultClusterCIDR)
+	def(&o.ServiceCIDR, DefaultServiceCIDR)
 	def(&o.UnderlayDevice, DefaultUnderlayDevice)
 	def(&o.Image, DefaultImage)
 	def(&o.ProbeImage, DefaultProbeImage)
@@ -171,6 +178,9 @@ func (o Options) validate() error {
 	p, err := netip.ParsePrefix(o.ClusterCIDR)
 	if err != nil || !p.Addr().Is4() || p != p.Masked() {
 		return fmt.Errorf("manifests: cluster CIDR %q: want an IPv4 network such as 10.244.0.0/16", o.ClusterCIDR)
+	}
+	if p, err := netip.ParsePrefix(o.ServiceCIDR); err != nil || !p.Addr().Is4() || p != p.Masked() {
+		return fmt.Errorf("manifests: service CIDR %q: want an IPv4 network such as 10.96.0.0/12", o.ServiceCIDR)
 	}
 	if len(o.UnderlayDevice) > 15 || strings.ContainsAny(o.UnderlayDevice, "/ \t\n:") {
 		return fmt.Errorf("manifests: underlay device %q is not a network device name", o.UnderlayDevice)
@@ -212,7 +222,7 @@ func (o Options) data() data {
 		d.APIServerHost, d.APIServerPort, _ = net.SplitHostPort(o.APIServer)
 	}
 	d.MetricsHost, d.MetricsPort, _ = net.SplitHostPort(MetricsAddress)
-	sum := sha256.Sum256([]byte(strings.Join([]string{o.RoutingMode, o.ClusterCIDR, o.UnderlayDevice}, "\n")))
+	sum := sha256.Sum256([]byte(strings.Join([]string{o.RoutingMode, o.ClusterCIDR, o.UnderlayDevice, o.ServiceCIDR}, "\n")))
 	d.ConfigHash = hex.EncodeToString(sum[:8])
 	return d
 }

@@ -109,14 +109,14 @@ func TestRenderDefaults(t *testing.T) {
 	typed(t, objs)
 
 	cm := get[*corev1.ConfigMap](t, typed(t, objs), "ConfigMap kube-system/cnilab-config")
-	if cm.Data["routing-mode"] != "native" || cm.Data["cluster-cidr"] != "10.244.0.0/16" || cm.Data["underlay-device"] != "eth0" {
+	if cm.Data["routing-mode"] != "native" || cm.Data["cluster-cidr"] != "10.244.0.0/16" || cm.Data["underlay-device"] != "eth0" || cm.Data["service-cidr"] != "10.96.0.0/12" {
 		t.Errorf("default ConfigMap data %v", cm.Data)
 	}
 }
 
 func TestRenderSubstitutes(t *testing.T) {
 	o := manifests.Options{
-		Namespace: "cnilab-system", RoutingMode: "vxlan", ClusterCIDR: "10.32.0.0/12", UnderlayDevice: "ens5",
+		Namespace: "cnilab-system", RoutingMode: "vxlan", ClusterCIDR: "10.32.0.0/12", UnderlayDevice: "ens5", ServiceCIDR: "172.20.0.0/16",
 		Image: "registry.example/cnilab:v1", ProbeImage: "registry.example/probe:v1",
 		FlannelImage: "registry.example/flannel:v9", FlannelCNIPluginImage: "registry.example/flannel-cni:v9",
 		ImagePullPolicy: "Always", APIServer: "172.18.0.2:6443",
@@ -124,7 +124,7 @@ func TestRenderSubstitutes(t *testing.T) {
 	objs := typed(t, render(t, o))
 
 	cm := get[*corev1.ConfigMap](t, objs, "ConfigMap cnilab-system/cnilab-config")
-	if cm.Data["routing-mode"] != "vxlan" || cm.Data["cluster-cidr"] != "10.32.0.0/12" || cm.Data["underlay-device"] != "ens5" {
+	if cm.Data["routing-mode"] != "vxlan" || cm.Data["cluster-cidr"] != "10.32.0.0/12" || cm.Data["underlay-device"] != "ens5" || cm.Data["service-cidr"] != "172.20.0.0/16" {
 		t.Errorf("ConfigMap data %v", cm.Data)
 	}
 	ds := get[*appsv1.DaemonSet](t, objs, "DaemonSet cnilab-system/cnilab-agent")
@@ -500,17 +500,19 @@ func TestWorkload(t *testing.T) {
 
 func TestRenderRejects(t *testing.T) {
 	for name, o := range map[string]manifests.Options{
-		"routing mode":   {RoutingMode: "geneve"},
-		"CIDR":           {ClusterCIDR: "10.244.0.0"},
-		"CIDR host bits": {ClusterCIDR: "10.244.1.0/16"},
-		"IPv6 CIDR":      {ClusterCIDR: "fd00::/64"},
-		"namespace":      {Namespace: "Kube_System"},
-		"device":         {UnderlayDevice: "eth0 eth1"},
-		"image":          {Image: "cnilab/cnilab:dev\"\ninjected: true"},
-		"pull policy":    {ImagePullPolicy: "Sometimes"},
-		"API server":     {APIServer: "10.0.0.1"},
-		"API port":       {APIServer: "10.0.0.1:99999"},
-		"set":            {Sets: []manifests.Set{"calico"}},
+		"routing mode":           {RoutingMode: "geneve"},
+		"CIDR":                   {ClusterCIDR: "10.244.0.0"},
+		"CIDR host bits":         {ClusterCIDR: "10.244.1.0/16"},
+		"IPv6 CIDR":              {ClusterCIDR: "fd00::/64"},
+		"service CIDR":           {ServiceCIDR: "10.96.0.0"},
+		"service CIDR host bits": {ServiceCIDR: "10.96.0.1/12"},
+		"namespace":              {Namespace: "Kube_System"},
+		"device":                 {UnderlayDevice: "eth0 eth1"},
+		"image":                  {Image: "cnilab/cnilab:dev\"\ninjected: true"},
+		"pull policy":            {ImagePullPolicy: "Sometimes"},
+		"API server":             {APIServer: "10.0.0.1"},
+		"API port":               {APIServer: "10.0.0.1:99999"},
+		"set":                    {Sets: []manifests.Set{"calico"}},
 	} {
 		if _, err := manifests.Render(o); err == nil {
 			t.Errorf("%s: %+v rendered", name, o)

@@ -81,6 +81,7 @@ load or push it) and must not run another CNI.`,
 	f.StringVar(&name, "name", config.DefaultName, "lab whose kubeconfig to use when no kubeconfig is given")
 	f.StringVar(&o.RoutingMode, "mode", manifests.DefaultRoutingMode, "routing between nodes: native or vxlan")
 	f.StringVar(&o.ClusterCIDR, "cluster-cidr", manifests.DefaultClusterCIDR, "the pod network the nodes' PodCIDRs come from")
+	f.StringVar(&o.ServiceCIDR, "service-cidr", manifests.DefaultServiceCIDR, "the cluster's Service network (kube-apiserver --service-cluster-ip-range)")
 	f.StringVar(&o.Image, "image", manifests.DefaultImage, "the cnilab image")
 	f.StringVar(&o.Namespace, "namespace", manifests.DefaultNamespace, "namespace of the DaemonSet and its objects")
 	f.StringVar(&o.UnderlayDevice, "underlay-device", manifests.DefaultUnderlayDevice, "each node's device toward the other nodes")
