@@ -26,7 +26,7 @@ import (
 )
 
 // guestPATH is the PATH of everything init starts.
-const guestPATH = "/cnilab/bin:/cnilab/tools/bin:/cnilab/tools/cni/bin:/usr/bin:/bin"
+const guestPATH = "/cnilab/bin:/cnilab/tools/bin:/cnilab/tools/cni/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // console is where progress lines go: /dev/console once /dev is mounted,
 // the kernel-given stderr (also the console) before.
