@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -74,8 +76,9 @@ bench.md. Needs root; everything it makes is removed at the end.`,
 	f.IntVar(&o.Repetitions, "repetitions", 5, "runs of every test, placement and variant")
 	f.DurationVar(&o.Warmup, "warmup", 500*time.Millisecond, "unmeasured time before each run")
 	f.DurationVar(&o.Duration, "duration", 2*time.Second, "measured time of each run")
-	f.IntSliceVar(&o.PolicyCounts, "policies", []int{0, 100, 1000}, "NetworkPolicy counts for the policy scale (empty: none)")
-	f.IntSliceVar(&o.BringupNodes, "bringup-nodes", []int{2, 4, 8}, "lab sizes whose bring-up is timed (empty: none)")
+	o.PolicyCounts, o.BringupNodes = []int{0, 100, 1000}, []int{2, 4, 8}
+	f.Var((*intList)(&o.PolicyCounts), "policies", "NetworkPolicy counts for the policy scale, comma-separated (--policies= : none)")
+	f.Var((*intList)(&o.BringupNodes), "bringup-nodes", "lab sizes whose bring-up is timed, comma-separated (--bringup-nodes= : none)")
 	f.StringVar(&o.Prefix, "prefix", "bench", "name prefix of the labs the bench makes")
 	f.BoolVar(&o.NoPause, "no-pause", false, "leave the labs' control planes running during the runs (by default they are paused with SIGSTOP)")
 	f.StringVar(&output, "output", "_output/bench", "directory for bench.json, bench.md and bench.svg")
@@ -101,3 +104,32 @@ func writeBench(dir string, rep *bench.Report) error {
 	}
 	return nil
 }
+
+// intList is a comma-separated list of non-negative integers whose empty
+// value means an empty list (pflag's int slice refuses "").
+type intList []int
+
+func (l *intList) String() string {
+	parts := make([]string, len(*l))
+	for i, v := range *l {
+		parts[i] = strconv.Itoa(v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *intList) Set(s string) error {
+	*l = nil
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	for _, p := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || v < 0 {
+			return fmt.Errorf("%q is not a non-negative integer", p)
+		}
+		*l = append(*l, v)
+	}
+	return nil
+}
+
+func (l *intList) Type() string { return "ints" }

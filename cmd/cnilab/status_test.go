@@ -156,3 +156,16 @@ func TestInstallIgnoresReportsOlderThanTheInstall(t *testing.T) {
 		t.Fatal("install took an agent in another routing mode")
 	}
 }
+
+func TestIntListEmptyMeansNone(t *testing.T) {
+	l := intList{1, 2}
+	if err := l.Set(""); err != nil || len(l) != 0 {
+		t.Fatalf("Set(\"\") = %v, %v; want an empty list", l, err)
+	}
+	if err := l.Set("0, 100,1000"); err != nil || l.String() != "0,100,1000" {
+		t.Fatalf("Set(\"0, 100,1000\") = %v, %v", l, err)
+	}
+	if err := l.Set("-1"); err == nil {
+		t.Fatal("Set(\"-1\") accepted a negative count")
+	}
+}
