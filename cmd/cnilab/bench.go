@@ -80,6 +80,7 @@ bench.md. Needs root; everything it makes is removed at the end.`,
 	f.Var((*intList)(&o.PolicyCounts), "policies", "NetworkPolicy counts for the policy scale, comma-separated (--policies= : none)")
 	f.Var((*intList)(&o.BringupNodes), "bringup-nodes", "lab sizes whose bring-up is timed, comma-separated (--bringup-nodes= : none)")
 	f.StringVar(&o.Prefix, "prefix", "bench", "name prefix of the labs the bench makes")
+	f.BoolVar(&o.NoKubeProxy, "no-kube-proxy", false, "bring the cnilab labs up without kube-proxy (flannel labs always run it)")
 	f.BoolVar(&o.NoPause, "no-pause", false, "leave the labs' control planes running during the runs (by default they are paused with SIGSTOP)")
 	f.StringVar(&output, "output", "_output/bench", "directory for bench.json, bench.md and bench.svg")
 	return c

@@ -51,6 +51,9 @@ type Options struct {
 	Kernel string
 	// NoPause leaves the labs' control planes running during the runs.
 	NoPause bool
+	// NoKubeProxy brings the cnilab labs up without kube-proxy (flannel
+	// labs always run it), to tell the datapath's cost from kube-proxy's.
+	NoKubeProxy bool
 }
 
 func (o *Options) defaults() error {
@@ -299,7 +302,11 @@ func (o *Options) setUp(ctx context.Context, variant string) (target, func() err
 		return bareTarget{b}, b.Delete, nil
 	}
 	_ = o.Provider.Delete(name)
-	cl, err := o.Provider.Create(ctx, lab.WithName(name), lab.WithCNI(variant), lab.WithNodes(2))
+	opts := []lab.Option{lab.WithName(name), lab.WithCNI(variant), lab.WithNodes(2)}
+	if o.NoKubeProxy && variant != VariantFlannel {
+		opts = append(opts, lab.WithKubeProxy(false))
+	}
+	cl, err := o.Provider.Create(ctx, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
