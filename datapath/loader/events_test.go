@@ -497,7 +497,7 @@ func TestFlowEventLayout(t *testing.T) {
 			SrcPort: be16(raw.Sport), DstPort: be16(raw.Dport), Proto: raw.Proto,
 			ICMPType: raw.IcmpType, ICMPCode: raw.IcmpCode,
 			Verdict: Verdict(raw.Verdict), DropReason: DropReason(raw.DropReason), Direction: Direction(raw.Direction),
-			IsReply: raw.Flags&1 != 0, New: raw.Flags&2 != 0, Closing: raw.Flags&4 != 0, TCPFlags: raw.TcpFlags,
+			IsReply: raw.Flags&1 != 0, New: raw.Flags&2 != 0, Closing: raw.Flags&4 != 0, ToStack: raw.Flags&8 != 0, TCPFlags: raw.TcpFlags,
 			SrcIdentity: raw.SrcIdentity, DstIdentity: raw.DstIdentity, Ifindex: raw.Ifindex, Len: raw.Len,
 		}
 		if got != want {
