@@ -132,7 +132,7 @@ func Load(opts Options) (*Datapath, error) {
 		peer = 1
 	}
 	neigh := uint32(0)
-	if feat.RedirectNeigh && opts.Mode == Native && opts.UnderlayIfindex > 0 {
+	if feat.RedirectNeigh && opts.Mode == Native && opts.UnderlayIfindex > 0 && os.Getenv(RedirectNeighEnv) != "0" {
 		neigh = 1
 	}
 	svcNet, svcMask := prefixNBO(opts.ServiceCIDR)

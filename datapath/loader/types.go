@@ -44,6 +44,11 @@ const (
 // overrides Options.Attach and the probe.
 const AttachEnv = "CNILAB_ATTACH"
 
+// RedirectNeighEnv names the environment variable that, set to "0", makes
+// native routing leave cross-node pod traffic to the stack (both ways) even
+// where bpf_redirect_neigh exists: for comparisons, like CNILAB_ATTACH=tc.
+const RedirectNeighEnv = "CNILAB_REDIRECT_NEIGH"
+
 // ErrNotSupported is wrapped by errors about features the kernel lacks.
 var ErrNotSupported = errors.New("not supported by this kernel")
 
