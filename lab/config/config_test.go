@@ -29,6 +29,7 @@ func TestValidate(t *testing.T) {
 		{"overlap", func(c *Config) { c.ServiceCIDR = "10.244.128.0/20" }, "overlap"},
 		{"mask", func(c *Config) { c.NodeMask = 16 }, "node CIDR mask"},
 		{"small underlay", func(c *Config) { c.Underlay = "172.30.0.0/29" }, "too small"},
+		{"flannel without kube-proxy", func(c *Config) { c.CNI, c.NoKubeProxy = "flannel", true }, "a flannel lab always runs kube-proxy"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,6 +40,11 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("want error containing %q, got %v", tc.want, err)
 			}
 		})
+	}
+	noProxy := Default()
+	noProxy.CNI, noProxy.NoKubeProxy = "cnilab", true
+	if err := noProxy.Validate(); err != nil {
+		t.Fatalf("a cnilab lab without kube-proxy is valid: %v", err)
 	}
 }
 
