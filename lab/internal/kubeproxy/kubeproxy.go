@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/cnilab/cnilab/lab/internal/cni"
 )
@@ -54,7 +53,7 @@ func Config(node, kubeconfig, clusterCIDR string) []byte {
 }
 
 // Start writes every node's kube-proxy configuration and kubeconfig and
-// starts kube-proxy there; it does not wait (Wait does).
+// starts kube-proxy there; it does not wait (see Synced).
 func Start(ctx context.Context, env cni.Env, nodes []cni.Node) error {
 	data, err := env.Kubeconfig(User)
 	if err != nil {
@@ -78,33 +77,16 @@ func Start(ctx context.Context, env cni.Env, nodes []cni.Node) error {
 	return nil
 }
 
-// Wait returns once the kube-proxy of every node has synced its rules at
-// least once: the default/kubernetes Service's chain exists in the node's
-// nat table. exec runs a command on a node and returns its output.
-func Wait(ctx context.Context, nodes []cni.Node, timeout time.Duration, exec func(ctx context.Context, node string, argv ...string) (string, error)) error {
-	deadline := time.Now().Add(timeout)
-	for _, n := range nodes {
-		var last string
-		for {
-			out, err := exec(ctx, n.Name, "iptables", "-w", "-t", "nat", "-S", "KUBE-SERVICES")
-			if err == nil && strings.Contains(out, "default/kubernetes:https") {
-				break
-			}
-			if err != nil {
-				last = err.Error()
-			} else {
-				last = "no rule for default/kubernetes yet"
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("kube-proxy on %s has not synced its rules after %s (%s; log: %s)",
-					n.Name, timeout, last, filepath.Join(n.LogDir, Daemon(n.Name)+".log"))
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(250 * time.Millisecond):
-			}
-		}
+// Synced checks that node's kube-proxy has written its rules at least
+// once: the default/kubernetes Service's chain is in the node's nat table.
+// exec runs a command on the node and returns its output.
+func Synced(ctx context.Context, node string, exec func(ctx context.Context, node string, argv ...string) (string, error)) error {
+	out, err := exec(ctx, node, "iptables", "-w", "-t", "nat", "-S", "KUBE-SERVICES")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(out, "default/kubernetes:https") {
+		return fmt.Errorf("no rule for default/kubernetes yet")
 	}
 	return nil
 }

@@ -365,7 +365,7 @@ func (b *bringUp) startKubeProxy(ctx context.Context) error {
 	if err := kubeproxy.Start(ctx, env, nodes); err != nil {
 		return err
 	}
-	return kubeproxy.Wait(ctx, nodes, 2*time.Minute, func(ctx context.Context, node string, argv ...string) (string, error) {
+	exec := func(ctx context.Context, node string, argv ...string) (string, error) {
 		res, err := b.backend.ExecIn(ctx, b.cfg, node, "", argv)
 		if err != nil {
 			return "", err
@@ -374,7 +374,19 @@ func (b *bringUp) startKubeProxy(ctx context.Context) error {
 			return "", fmt.Errorf("%s: exit %d: %s", argv[0], res.ExitCode, bytes.TrimSpace(res.Stderr))
 		}
 		return string(res.Stdout), nil
-	})
+	}
+	deadline := time.Now().Add(2 * time.Minute) // for all nodes together
+	for _, n := range nodes {
+		var last error
+		if err := poll(ctx, time.Until(deadline), func() bool {
+			last = kubeproxy.Synced(ctx, n.Name, exec)
+			return last == nil
+		}); err != nil {
+			return fmt.Errorf("kube-proxy on %s has not synced its rules: %w (%v; log: %s)",
+				n.Name, err, last, filepath.Join(n.LogDir, kubeproxy.Daemon(n.Name)+".log"))
+		}
+	}
+	return nil
 }
 
 func (b *bringUp) waitReady(ctx context.Context) error {
