@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -186,18 +187,8 @@ func prefixNBO(p netip.Prefix) (network, mask uint32) {
 	}
 	p = p.Masked()
 	a := p.Addr().As4()
-	var m [4]byte
-	bits := p.Bits()
-	for i := range m {
-		switch {
-		case bits >= 8:
-			m[i] = 0xff
-		case bits > 0:
-			m[i] = byte(0xff << (8 - bits))
-		}
-		bits -= 8
-	}
-	return binary.NativeEndian.Uint32(a[:]), binary.NativeEndian.Uint32(m[:])
+	m := net.CIDRMask(p.Bits(), 32)
+	return binary.NativeEndian.Uint32(a[:]), binary.NativeEndian.Uint32(m)
 }
 
 func boolU32(b bool) uint32 {

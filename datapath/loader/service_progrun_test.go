@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"testing"
 
@@ -85,5 +86,27 @@ func TestServicePolicyAfterTranslation(t *testing.T) {
 	// A plain S -> D connection is still redirected both ways.
 	if ret, _ := runMarked(t, d.CnilabFromContainer, tcpPkt(srcIP, localIP, 40005, port, flagSYN), ifS, 0); ret != actRedirect {
 		t.Errorf("S -> D: verdict %d, want %d", ret, actRedirect)
+	}
+}
+
+func TestPrefixNBO(t *testing.T) {
+	for _, tc := range []struct {
+		prefix        string
+		network, mask [4]byte
+	}{
+		{"10.96.0.0/12", [4]byte{10, 96, 0, 0}, [4]byte{255, 240, 0, 0}},
+		{"10.96.7.9/16", [4]byte{10, 96, 0, 0}, [4]byte{255, 255, 0, 0}},
+		{"172.20.0.0/20", [4]byte{172, 20, 0, 0}, [4]byte{255, 255, 240, 0}},
+	} {
+		n, m := prefixNBO(netip.MustParsePrefix(tc.prefix))
+		var gotN, gotM [4]byte
+		binary.NativeEndian.PutUint32(gotN[:], n)
+		binary.NativeEndian.PutUint32(gotM[:], m)
+		if gotN != tc.network || gotM != tc.mask {
+			t.Errorf("%s: network %v mask %v, want %v %v", tc.prefix, gotN, gotM, tc.network, tc.mask)
+		}
+	}
+	if n, m := prefixNBO(netip.Prefix{}); n != 0 || m != 0 {
+		t.Errorf("no prefix: %#x/%#x, want 0/0 (none)", n, m)
 	}
 }
