@@ -288,10 +288,14 @@ int cnilab_to_container(struct __sk_buff *skb)
 	if (src)
 		o.mask |= OBS_EGRESS;
 	/* Sent by this node's stack: no device received it. */
-	o.peer = PEER_IPCACHE;
-	if (in_ifindex == 0 ||
-	    (ipcache_identity(ip->saddr) == IDENTITY_HOST &&
-	     bpf_map_lookup_elem(&cnilab_lxc, &in_ifindex)))
+	o.peer = in_ifindex == 0 ? PEER_HOST : PEER_IPCACHE;
+	/* The node's address from a pod's veth: the stack masqueraded it
+	 * (hairpin). Only an ingress check tells the two apart (events give
+	 * the host identity either way), so only then is it looked up.
+	 */
+	if (o.peer == PEER_IPCACHE && (ep->flags & EP_F_INGRESS_ENFORCED) &&
+	    ipcache_identity(ip->saddr) == IDENTITY_HOST &&
+	    bpf_map_lookup_elem(&cnilab_lxc, &in_ifindex))
 		o.peer = PEER_HOST;
 	reason = parse_flow(skb, ip, &f);
 	if (reason)
