@@ -80,15 +80,7 @@ var _ = Describe("Connectivity", Label("connectivity"), Ordered, func() {
 		case to.Spec.HostNetwork:
 			want = to.Spec.NodeName
 		}
-		var last probe.Result
-		for i := 0; i < probeAttempts; i++ {
-			r, err := Probe(ctx, cluster, from, proto, target, probeTimeout)
-			Expect(err).NotTo(HaveOccurred())
-			last = r
-			if r.Success {
-				break
-			}
-		}
+		last := probeUntil(ctx, from, proto, target)
 		Expect(last.Success).To(BeTrue(), "%s %s → %s: %s", proto, from, target, last.Error)
 		Expect(last.Reply).To(Equal(want), "%s %s → %s answered by the wrong peer", proto, from, target)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/cnilab/cnilab/datapath/flows"
 	"github.com/cnilab/cnilab/lab"
 	"github.com/cnilab/cnilab/lab/config"
+	"github.com/cnilab/cnilab/lab/probe"
 )
 
 var createOpts = metav1.CreateOptions{}
@@ -80,4 +81,18 @@ func expectAgentFlow(ctx context.Context, socks lab.AgentSocketer, node, ns, wha
 		}
 		return false
 	}).WithContext(ctx).WithTimeout(flowDeadline).WithPolling(200*time.Millisecond).Should(BeTrue(), "flow on %s: %s", node, what)
+}
+
+// probeUntil probes target from f until it succeeds, probeAttempts times at
+// most, and returns the last result.
+func probeUntil(ctx context.Context, f From, proto probe.Protocol, target string) probe.Result {
+	var last probe.Result
+	for i := 0; i < probeAttempts; i++ {
+		r, err := Probe(ctx, cluster, f, proto, target, probeTimeout)
+		Expect(err).NotTo(HaveOccurred())
+		if last = r; r.Success {
+			break
+		}
+	}
+	return last
 }

@@ -88,21 +88,8 @@ var _ = Describe("Services", Label("services"), Ordered, func() {
 		}
 	}, NodeTimeout(3*time.Minute))
 
-	// probeVia probes target from f until it succeeds (probeAttempts
-	// times at most) and returns the last result.
-	probeVia := func(ctx context.Context, f From, proto probe.Protocol, target string) probe.Result {
-		var last probe.Result
-		for i := 0; i < probeAttempts; i++ {
-			r, err := Probe(ctx, cluster, f, proto, target, probeTimeout)
-			Expect(err).NotTo(HaveOccurred())
-			if last = r; r.Success {
-				break
-			}
-		}
-		return last
-	}
 	expectAnswer := func(ctx context.Context, f From, proto probe.Protocol, target, backend string) {
-		r := probeVia(ctx, f, proto, target)
+		r := probeUntil(ctx, f, proto, target)
 		Expect(r.Success).To(BeTrue(), "%s %s → %s: %s", proto, f, target, r.Error)
 		Expect(r.Reply).To(Equal(backend), "%s %s → %s answered by the wrong backend", proto, f, target)
 	}
