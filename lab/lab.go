@@ -75,6 +75,11 @@ func WithNodes(n int) Option { return func(c *config.Config) { c.Nodes = n } }
 // always does).
 func WithKubeProxy(on bool) Option { return func(c *config.Config) { c.NoKubeProxy = !on } }
 
+// WithDatapathBinDir runs the cnilab-agent and cnilab-cni of another build
+// (a directory such as an older commit's _output/bin) in the lab's cnilab
+// nodes; the rest of the lab is this build's. netns provider only.
+func WithDatapathBinDir(dir string) Option { return func(c *config.Config) { c.DatapathBinDir = dir } }
+
 // WithAPIPort fixes the loopback port of the API server's port-forward.
 func WithAPIPort(p int) Option { return func(c *config.Config) { c.APIPort = p } }
 

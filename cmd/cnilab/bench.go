@@ -81,6 +81,7 @@ bench.md. Needs root; everything it makes is removed at the end.`,
 	f.Var((*intList)(&o.BringupNodes), "bringup-nodes", "lab sizes whose bring-up is timed, comma-separated (--bringup-nodes= : none)")
 	f.StringVar(&o.Prefix, "prefix", "bench", "name prefix of the labs the bench makes")
 	f.BoolVar(&o.NoKubeProxy, "no-kube-proxy", false, "bring the cnilab labs up without kube-proxy (flannel labs always run it)")
+	f.StringVar(&o.Baseline, "baseline", "", "another build's _output/bin (e.g. of an older commit): its cnilab-agent and cnilab-cni run as variants cnilab@base and cnilab-vxlan@base, interleaved with this build's, and bench.md compares the two")
 	f.BoolVar(&o.NoPause, "no-pause", false, "leave the labs' control planes running during the runs (by default they are paused with SIGSTOP)")
 	f.StringVar(&output, "output", "_output/bench", "directory for bench.json, bench.md and bench.svg")
 	return c

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/xml"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -147,5 +150,57 @@ func TestOptionsDefaults(t *testing.T) {
 	}
 	if compiledPolicies(map[string]any{"policy": map[string]any{"policies": 7.0}}) != 7 || compiledPolicies(map[string]any{"policies": 3.0}) != 3 {
 		t.Error("compiledPolicies does not read both status shapes")
+	}
+}
+
+func TestBaseline(t *testing.T) {
+	o := Options{Provider: fakeProvider{}, Baseline: t.TempDir()}
+	if err := o.defaults(); err == nil || !strings.Contains(err.Error(), "has no executable cnilab-agent") {
+		t.Errorf("a baseline without binaries: %v", err)
+	}
+	dir := t.TempDir()
+	for _, b := range []string{"cnilab-agent", "cnilab-cni"} {
+		if err := os.WriteFile(filepath.Join(dir, b), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o = Options{Provider: fakeProvider{}, Baseline: dir, Variants: []string{VariantFlannel}}
+	if err := o.defaults(); err == nil || !strings.Contains(err.Error(), "needs the cnilab or cnilab-vxlan variant") {
+		t.Errorf("a baseline without a cnilab variant: %v", err)
+	}
+	o = Options{Provider: fakeProvider{}, Baseline: dir, Variants: []string{VariantCnilab, VariantFlannel}}
+	if err := o.defaults(); err != nil || !slices.Equal(o.Variants, []string{VariantCnilab, VariantFlannel, VariantCnilabBase}) || o.labName(VariantCnilabBase) != "bench-cnilab-base" {
+		t.Errorf("baseline variants: %v %v", err, o.Variants)
+	}
+	rows := []Row{
+		{Test: "TCP_RR", Placement: SameNode, Variant: VariantCnilab, Median: 100, Runs: []float64{90, 100, 110}},
+		{Test: "TCP_RR", Placement: SameNode, Variant: VariantCnilabBase, Median: 105, Runs: []float64{95, 105, 115}},
+		{Test: "UDP_RR", Placement: CrossNode, Variant: VariantCnilab, Median: 70, Runs: []float64{68, 70, 72}},
+		{Test: "UDP_RR", Placement: CrossNode, Variant: VariantCnilabBase, Median: 100, Runs: []float64{95, 100, 105}},
+		{Test: "TCP_STREAM", Placement: CrossNode, Variant: VariantCnilabVXLAN, Median: 12, Runs: []float64{11, 12, 13}},
+		{Test: "TCP_STREAM", Placement: CrossNode, Variant: VariantCnilabVXLANBase, Median: 10, Runs: []float64{10, 10, 10}},
+		{Test: "TCP_CRR", Placement: CrossNode, Variant: VariantCnilab, Median: 10, Runs: []float64{10}},
+	}
+	got := CompareBaseline(rows)
+	want := []string{"TCP_RR/same-node/within noise", "UDP_RR/cross-node/falls", "TCP_STREAM/cross-node/rises"}
+	if len(got) != len(want) {
+		t.Fatalf("CompareBaseline = %+v", got)
+	}
+	for i, c := range got {
+		if c.Test+"/"+c.Placement+"/"+c.Verdict != want[i] {
+			t.Errorf("row %d: %+v, want %s", i, c, want[i])
+		}
+	}
+	if got[1].Ratio != 0.7 || got[1].BaseSpread != 0.1 {
+		t.Errorf("UDP_RR ratio %v spread %v, want 0.7 and 0.1", got[1].Ratio, got[1].BaseSpread)
+	}
+	var md bytes.Buffer
+	if err := RenderMarkdown(&md, &Report{Baseline: dir, Rows: rows}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"This build over the baseline (" + dir + ")", "| cnilab | UDP_RR | cross-node | 0.70 | ±3% | ±5% | **falls** |", "| cnilab@base |"} {
+		if !strings.Contains(md.String(), s) {
+			t.Errorf("bench.md lacks %q:\n%s", s, md.String())
+		}
 	}
 }

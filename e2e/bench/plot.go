@@ -14,6 +14,9 @@ var variantColors = map[string]string{
 	VariantCnilab:      "#1565c0",
 	VariantCnilabVXLAN: "#64b5f6",
 	VariantFlannel:     "#ef6c00",
+	// The baseline build, paler than this build's.
+	VariantCnilabBase:      "#7986cb",
+	VariantCnilabVXLANBase: "#b3e5fc",
 }
 
 // RenderSVG draws the report as a grouped bar chart: one group per test and

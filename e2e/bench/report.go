@@ -50,9 +50,11 @@ type Report struct {
 	Warmup      string  `json:"warmup"`
 	Duration    string  `json:"duration"`
 	// CPUs is the number of CPUs the machine had: every variant shares them.
-	CPUs  int    `json:"cpus"`
-	Rows  []Row  `json:"rows"`
-	Scale *Scale `json:"scale,omitempty"`
+	CPUs int `json:"cpus"`
+	// Baseline is the other build the @base variants ran (Options.Baseline).
+	Baseline string `json:"baseline,omitempty"`
+	Rows     []Row  `json:"rows"`
+	Scale    *Scale `json:"scale,omitempty"`
 	// Notes are what a reader must know to trust the numbers (MTUs, …).
 	Notes []string `json:"notes,omitempty"`
 }

@@ -54,6 +54,10 @@ type Options struct {
 	// NoKubeProxy brings the cnilab labs up without kube-proxy (flannel
 	// labs always run it), to tell the datapath's cost from kube-proxy's.
 	NoKubeProxy bool
+	// Baseline, when set, is another build's _output/bin: its cnilab-agent
+	// and cnilab-cni run in labs of their own (variants cnilab@base and
+	// cnilab-vxlan@base), interleaved with this build's, to compare the two.
+	Baseline string
 }
 
 func (o *Options) defaults() error {
@@ -67,6 +71,9 @@ func (o *Options) defaults() error {
 		if !slices.Contains(Variants, v) {
 			return fmt.Errorf("bench: unknown variant %q: known variants are %v", v, Variants)
 		}
+	}
+	if err := o.addBaselines(); err != nil {
+		return err
 	}
 	if len(o.Tests) == 0 {
 		o.Tests = slices.Clone(probe.Modes)
@@ -102,7 +109,8 @@ func (o *Options) defaults() error {
 
 // labName is the lab of a variant.
 func (o *Options) labName(variant string) string {
-	short := map[string]string{VariantCnilab: "cnilab", VariantCnilabVXLAN: "vxlan", VariantFlannel: "flannel", VariantLimit: "limit"}[variant]
+	short := map[string]string{VariantCnilab: "cnilab", VariantCnilabVXLAN: "vxlan", VariantFlannel: "flannel", VariantLimit: "limit",
+		VariantCnilabBase: "cnilab-base", VariantCnilabVXLANBase: "vxlan-base"}[variant]
 	return o.Prefix + "-" + short
 }
 
@@ -122,7 +130,7 @@ func Run(ctx context.Context, o Options) (_ *Report, err error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	rep := &Report{Kernel: o.Kernel, Started: time.Now().UTC(), Repetitions: o.Repetitions,
+	rep := &Report{Kernel: o.Kernel, Baseline: o.Baseline, Started: time.Now().UTC(), Repetitions: o.Repetitions,
 		Warmup: o.Warmup.String(), Duration: o.Duration.String(), CPUs: runtime.NumCPU()}
 	targets := map[string]target{}
 	var cleanups []func() error
@@ -238,7 +246,7 @@ func (o *Options) runQuiet(ctx context.Context, t target, test probe.Mode, place
 		return o.runOne(ctx, t, test, placement)
 	}
 	var labs []string
-	for _, v := range Variants {
+	for _, v := range o.Variants {
 		if v != VariantLimit {
 			labs = append(labs, o.labName(v))
 		}
@@ -302,7 +310,10 @@ func (o *Options) setUp(ctx context.Context, variant string) (target, func() err
 		return bareTarget{b}, b.Delete, nil
 	}
 	_ = o.Provider.Delete(name)
-	opts := []lab.Option{lab.WithName(name), lab.WithCNI(variant), lab.WithNodes(2)}
+	opts := []lab.Option{lab.WithName(name), lab.WithCNI(cniOf(variant)), lab.WithNodes(2)}
+	if isBaseline(variant) {
+		opts = append(opts, lab.WithDatapathBinDir(o.Baseline))
+	}
 	if o.NoKubeProxy && variant != VariantFlannel {
 		opts = append(opts, lab.WithKubeProxy(false))
 	}

@@ -67,6 +67,7 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 	} else if len(r.Rows) > 0 {
 		b.WriteString("\ncnilab is at or above flannel on every row.\n")
 	}
+	renderBaseline(&b, r)
 	if errs := failedRuns(r.Rows); len(errs) > 0 {
 		b.WriteString("\n**Failed runs** (left out of the medians):\n\n")
 		for _, e := range errs {
@@ -136,7 +137,7 @@ func renderScale(b *strings.Builder, s *Scale) {
 // present lists the variants with rows, in table order.
 func present(rows []Row) []string {
 	var out []string
-	for _, v := range Variants {
+	for _, v := range allVariants {
 		if slices.ContainsFunc(rows, func(r Row) bool { return r.Variant == v }) {
 			out = append(out, v)
 		}

@@ -34,6 +34,17 @@ var (
 	CNIs      = []string{"flannel", "cnilab", "cnilab-vxlan", "existing"}
 )
 
+// Node kinds. A light node is the lab's own node role (pod namespaces and
+// the CNI through libcni, no runtime); a real node runs containerd and the
+// kubelet in a sandbox of its own.
+const (
+	NodeKindLight = "light"
+	NodeKindReal  = "real"
+)
+
+// NodeKinds lists the node kinds.
+var NodeKinds = []string{NodeKindLight, NodeKindReal}
+
 // ExistingCNI is the CNI of the existing provider: whatever the cluster has.
 const ExistingCNI = "existing"
 
@@ -43,23 +54,29 @@ const DefaultKindNodes = 3
 
 // Config describes one lab.
 type Config struct {
-	Name        string `json:"name"`
-	Provider    string `json:"provider"`
-	CNI         string `json:"cni"`
-	Nodes       int    `json:"nodes"`
-	APIPort     int    `json:"apiPort"` // loopback port of the API port-forward; 0 picks a free one
-	StateDir    string `json:"stateDir"`
-	BinDir      string `json:"binDir"`    // cnilab, cnilab-probe
-	ToolsDir    string `json:"toolsDir"`  // etcd, kube-*, flanneld
-	CNIBinDir   string `json:"cniBinDir"` // reference CNI plugins
-	Underlay    string `json:"underlay"`
-	ClusterCIDR string `json:"clusterCIDR"`
-	ServiceCIDR string `json:"serviceCIDR"`
-	NodeMask    int    `json:"nodeMask"`
+	Name      string `json:"name"`
+	Provider  string `json:"provider"`
+	CNI       string `json:"cni"`
+	Nodes     int    `json:"nodes"`
+	APIPort   int    `json:"apiPort"` // loopback port of the API port-forward; 0 picks a free one
+	StateDir  string `json:"stateDir"`
+	BinDir    string `json:"binDir"`    // cnilab, cnilab-probe
+	ToolsDir  string `json:"toolsDir"`  // etcd, kube-*, flanneld
+	CNIBinDir string `json:"cniBinDir"` // reference CNI plugins
+	// DatapathBinDir, when set, holds the cnilab-agent and cnilab-cni this
+	// lab runs instead of BinDir's: another build of the datapath (an older
+	// commit), so a bench can compare two builds in one run. netns only.
+	DatapathBinDir string `json:"datapathBinDir,omitempty"`
+	Underlay       string `json:"underlay"`
+	ClusterCIDR    string `json:"clusterCIDR"`
+	ServiceCIDR    string `json:"serviceCIDR"`
+	NodeMask       int    `json:"nodeMask"`
 	// NoKubeProxy leaves kube-proxy out. Every lab runs it by default (as
 	// nearly every real cluster does): kube-proxy in iptables mode on every
 	// node, for the netns and qemu providers. Flannel labs always run it.
 	NoKubeProxy bool `json:"noKubeProxy,omitempty"`
+	// NodeKind is light (the default, also when empty) or real.
+	NodeKind string `json:"nodeKind,omitempty"`
 	// QEMU is set for the qemu provider.
 	QEMU *QEMU `json:"qemu,omitempty"`
 	// Kind holds the kind provider's settings.
@@ -140,6 +157,9 @@ func FindBinDirs() (bin, tools, cniBin string) {
 	return filepath.Join(out, "bin"), filepath.Join(out, "tools", "bin"), filepath.Join(out, "tools", "cni", "bin")
 }
 
+// Real says the lab's nodes run containerd and the kubelet.
+func (c Config) Real() bool { return c.NodeKind == NodeKindReal }
+
 // Validate checks every field and names the first problem.
 func (c Config) Validate() error {
 	if !nameRE.MatchString(c.Name) {
@@ -165,6 +185,15 @@ func (c Config) Validate() error {
 	}
 	if c.NoKubeProxy && c.CNI == "flannel" {
 		return fmt.Errorf("a flannel lab always runs kube-proxy: flannel has no Service handling of its own")
+	}
+	if c.NodeKind != "" && !contains(NodeKinds, c.NodeKind) {
+		return fmt.Errorf("unknown node kind %q: known kinds are %s", c.NodeKind, strings.Join(NodeKinds, ", "))
+	}
+	if c.Real() && c.Provider != "netns" {
+		return fmt.Errorf("real nodes run on the netns provider only so far, not on %s", c.Provider)
+	}
+	if c.DatapathBinDir != "" && (c.Provider != "netns" || !strings.HasPrefix(c.CNI, "cnilab")) {
+		return fmt.Errorf("another build's datapath (%s) runs only in a cnilab lab of the netns provider, not a %s lab of the %s provider", c.DatapathBinDir, c.CNI, c.Provider)
 	}
 	if c.Nodes < 1 || c.Nodes > MaxNodes {
 		return fmt.Errorf("invalid node count %d: must be between 1 and %d", c.Nodes, MaxNodes)

@@ -29,6 +29,10 @@ func TestValidate(t *testing.T) {
 		{"overlap", func(c *Config) { c.ServiceCIDR = "10.244.128.0/20" }, "overlap"},
 		{"mask", func(c *Config) { c.NodeMask = 16 }, "node CIDR mask"},
 		{"small underlay", func(c *Config) { c.Underlay = "172.30.0.0/29" }, "too small"},
+		{"flannel with another datapath build", func(c *Config) { c.DatapathBinDir = "/old/bin" }, "runs only in a cnilab lab of the netns provider"},
+		{"qemu with another datapath build", func(c *Config) { c.CNI, c.Provider, c.DatapathBinDir = "cnilab", "qemu", "/old/bin" }, "runs only in a cnilab lab of the netns provider"},
+		{"unknown node kind", func(c *Config) { c.NodeKind = "heavy" }, `unknown node kind "heavy"`},
+		{"real nodes in qemu", func(c *Config) { c.Provider, c.NodeKind = "qemu", NodeKindReal }, "real nodes run on the netns provider only"},
 		{"flannel without kube-proxy", func(c *Config) { c.CNI, c.NoKubeProxy = "flannel", true }, "a flannel lab always runs kube-proxy"},
 	}
 	for _, tc := range cases {
@@ -45,6 +49,11 @@ func TestValidate(t *testing.T) {
 	noProxy.CNI, noProxy.NoKubeProxy = "cnilab", true
 	if err := noProxy.Validate(); err != nil {
 		t.Fatalf("a cnilab lab without kube-proxy is valid: %v", err)
+	}
+	other := Default()
+	other.CNI, other.DatapathBinDir = "cnilab-vxlan", "/old/bin"
+	if err := other.Validate(); err != nil {
+		t.Fatalf("a cnilab-vxlan netns lab with another datapath build is valid: %v", err)
 	}
 }
 

@@ -176,7 +176,7 @@ func preflight(cfg config.Config, installer cni.Installer, backend NodeBackend) 
 	if err := controlplane.CheckBinaries(cfg.ToolsDir); err != nil {
 		return err
 	}
-	env := cni.Env{ToolsDir: cfg.ToolsDir, BinDir: cfg.BinDir, CNIBinDir: cfg.CNIBinDir}
+	env := cni.Env{ToolsDir: cfg.ToolsDir, BinDir: datapathBinDir(cfg, cfg.BinDir), CNIBinDir: cfg.CNIBinDir}
 	bins := append(installer.Binaries(env), filepath.Join(cfg.BinDir, "cnilab"), filepath.Join(cfg.BinDir, "cnilab-probe"))
 	if !cfg.NoKubeProxy {
 		bins = append(bins, filepath.Join(cfg.ToolsDir, kubeproxy.Binary))
@@ -286,6 +286,15 @@ func (b *bringUp) controlPlaneAlive(err *error) bool {
 	return true
 }
 
+// datapathBinDir is where the lab's cnilab-agent and cnilab-cni come from:
+// config.Config.DatapathBinDir (another build, for a comparison) or bin.
+func datapathBinDir(cfg config.Config, bin string) string {
+	if cfg.DatapathBinDir != "" {
+		return cfg.DatapathBinDir
+	}
+	return bin
+}
+
 func (b *bringUp) startNodeRoles(ctx context.Context) error {
 	bin, _, cniBin := b.backend.Paths(b.cfg)
 	for _, n := range b.backend.Nodes(b.cfg) {
@@ -299,7 +308,7 @@ func (b *bringUp) startNodeRoles(ctx context.Context) error {
 		}
 		nc := noderole.Config{
 			NodeName: n.Name, NodeIP: n.IP, Kubeconfig: kc,
-			CNIConfDir: n.ConfDir, CNIBinDirs: []string{cniBin, bin},
+			CNIConfDir: n.ConfDir, CNIBinDirs: []string{cniBin, datapathBinDir(b.cfg, bin), bin},
 			CNICacheDir: filepath.Join(n.Dir, "var", "lib", "cni", "cache"), StateDir: filepath.Join(n.Dir, "var", "lib", "node-role"),
 			ProbeBinary: filepath.Join(bin, "cnilab-probe"), PodNetnsPrefix: b.cfg.NetnsPrefix() + "pod.",
 		}
@@ -343,7 +352,7 @@ func (b *bringUp) waitPodCIDRs(ctx context.Context) error {
 func (b *bringUp) installCNI(ctx context.Context) error {
 	bin, tools, cniBin := b.backend.Paths(b.cfg)
 	env := cni.Env{
-		Lab: b.cfg.Name, Dir: b.cfg.Dir(), ToolsDir: tools, BinDir: bin, CNIBinDir: cniBin,
+		Lab: b.cfg.Name, Dir: b.cfg.Dir(), ToolsDir: tools, BinDir: datapathBinDir(b.cfg, bin), CNIBinDir: cniBin,
 		ClusterCIDR: b.cfg.ClusterCIDR, ServiceCIDR: b.cfg.ServiceCIDR, Client: b.client, Progress: b.out,
 		Kubeconfig: func(user string, groups ...string) ([]byte, error) {
 			return b.creds.KubeconfigData("cnilab-"+b.cfg.Name, b.creds.InternalServer, user, groups...)
