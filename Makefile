@@ -175,21 +175,28 @@ check-generate:
 		diff <(echo "$$before") <(echo "$$after"); exit 1; fi; \
 	echo "[check-generate] generated eBPF objects match bpf/ sources"; echo "$$after"
 
-# Container images (Docker): the cnilab image (agent, CNI plugin and its
-# install step) and the probe image of the test workload. The tags are the
-# manifests' defaults (manifests.Options) and e2e.ProbeImage.
+# Container images, built without Docker (`cnilab images build`,
+# lab/internal/images): one `docker save` tarball per image in $(OUT)/images,
+# named as the manifests and kubelets expect (cnilab, cnilab-probe, and the
+# upstream images a lab with real nodes runs: agnhost, pause, kube-proxy,
+# CoreDNS, flannel), and images.json listing each one's reference, digest and
+# files. An image is rebuilt only when one of its inputs changed.
+# IMAGES=cnilab,cnilab-probe builds a subset. Where a Docker engine answers,
+# the cnilab and cnilab-probe images are loaded into it too (the kind
+# provider takes them from there). images/*/Dockerfile build those two with
+# Docker, to the same content.
 .PHONY: images actionlint lint-workflows
 DOCKER ?= docker
-IMAGE_TAG ?= dev
-CNILAB_IMAGE ?= cnilab/cnilab:$(IMAGE_TAG)
-PROBE_IMAGE ?= cnilab/cnilab-probe:$(IMAGE_TAG)
-IMAGE_GO_VERSION = $(patsubst go%,%,$(shell $(GO) env GOVERSION))
+IMAGES ?=
 
-images:
-	@command -v $(DOCKER) >/dev/null 2>&1 || { echo "images: '$(DOCKER)' not found: make images needs Docker (https://docs.docker.com/engine/install/), or DOCKER=<a compatible CLI>"; exit 1; }
-	@$(DOCKER) info >/dev/null 2>&1 || { echo "images: '$(DOCKER) info' failed: the Docker daemon does not answer (is it running? is DOCKER_HOST right?)"; exit 1; }
-	$(DOCKER) build -f images/cnilab/Dockerfile --build-arg GO_VERSION=$(IMAGE_GO_VERSION) --build-arg VERSION=$(VERSION) -t $(CNILAB_IMAGE) .
-	$(DOCKER) build -f images/cnilab-probe/Dockerfile --build-arg GO_VERSION=$(IMAGE_GO_VERSION) --build-arg VERSION=$(VERSION) -t $(PROBE_IMAGE) .
+# Only the upstream images need the tools (make tools).
+IMAGES_NEED_TOOLS = $(if $(IMAGES),$(filter-out cnilab cnilab-probe pause,$(subst $(comma), ,$(IMAGES))),all)
+images: build $(if $(IMAGES_NEED_TOOLS),tools)
+	$(BIN)/cnilab images build --output $(OUT)/images $(if $(IMAGES),--only $(IMAGES))
+	@if command -v $(DOCKER) >/dev/null 2>&1 && $(DOCKER) info >/dev/null 2>&1; then \
+		for i in cnilab cnilab-probe; do \
+			[ ! -f $(OUT)/images/$$i.tar ] || $(DOCKER) load -i $(OUT)/images/$$i.tar || exit 1; \
+		done; fi
 
 # actionlint (built from tools/actionlint) checks every workflow; it runs
 # shellcheck on `run:` scripts when shellcheck is installed, and skips that

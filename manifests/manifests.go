@@ -108,6 +108,11 @@ type Options struct {
 	// clusters where the kubernetes Service is not reachable from the host
 	// network (no kube-proxy). Empty: the in-cluster Service.
 	APIServer string
+	// NoMemlockCapability leaves CAP_SYS_RESOURCE out of the agent's
+	// capabilities. The agent needs it only to lift RLIMIT_MEMLOCK on
+	// kernels before 5.11; a node whose runtime cannot grant it (its
+	// bounding set lacks it) refuses to start a container that asks.
+	NoMemlockCapability bool
 	// WorkloadSCTP adds SCTP on 80 and 81 to the workload pods (the nodes'
 	// kernels need SCTP).
 	WorkloadSCTP bool

@@ -256,6 +256,11 @@ func TestAgentDaemonSet(t *testing.T) {
 	if want := []corev1.Capability{"BPF", "NET_ADMIN", "PERFMON", "SYS_RESOURCE"}; !slices.Equal(caps, want) {
 		t.Errorf("agent capabilities %v, want exactly %v", caps, want)
 	}
+	noMemlock := typed(t, render(t, manifests.Options{NoMemlockCapability: true}))
+	caps = get[*appsv1.DaemonSet](t, noMemlock, "DaemonSet kube-system/cnilab-agent").Spec.Template.Spec.Containers[0].SecurityContext.Capabilities.Add
+	if want := []corev1.Capability{"BPF", "NET_ADMIN", "PERFMON"}; !slices.Equal(caps, want) {
+		t.Errorf("agent capabilities without the memlock one: %v, want %v", caps, want)
+	}
 	if c := spec.InitContainers; len(c) != 1 || len(c[0].SecurityContext.Capabilities.Add) != 0 {
 		t.Errorf("init containers %+v: want one, adding no capability", c)
 	}
@@ -347,7 +352,8 @@ func TestAgentDaemonSet(t *testing.T) {
 		}
 	}
 	initMounts := spec.InitContainers[0].VolumeMounts
-	if len(initMounts) != 1 || hostPaths[initMounts[0].Name] != "/opt/cni/bin" || spec.InitContainers[0].Command[1] != initMounts[0].MountPath {
+	initCmd := spec.InitContainers[0].Command
+	if len(initMounts) != 1 || hostPaths[initMounts[0].Name] != "/opt/cni/bin" || len(initCmd) == 0 || initCmd[len(initCmd)-1] != initMounts[0].MountPath {
 		t.Errorf("install-cni: command %v, mounts %+v: want the host's /opt/cni/bin as its argument", spec.InitContainers[0].Command, initMounts)
 	}
 

@@ -23,7 +23,7 @@ func main() {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(labCommand(), netpolCommand(), observeCommand(), reportCommand(), versionCommand())
-	root.AddCommand(kernelsCommand())
+	root.AddCommand(kernelsCommand(), imagesCommand())
 	root.AddCommand(installCommand(), statusCommand(), connectivityCommand(), benchCommand(), soakCommand())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "cnilab: "+err.Error())
