@@ -22,6 +22,9 @@ HOST_RUN ?= 1
 # KUBE_PROXY=0: labs without kube-proxy (netns and qemu providers; flannel
 # labs always run it).
 KUBE_PROXY ?= 1
+# NODE_KIND=real: real nodes (containerd and the kubelet; netns provider,
+# cnilab without kube-proxy so far); empty: the provider's default (light).
+NODE_KIND ?=
 
 comma := ,
 PKGS_UNIT = $(shell $(GO) list ./... | grep -v '/e2e$$')
@@ -70,7 +73,7 @@ unit: netns-dir
 # compatibility report (report.md, report.html) is written at the end.
 E2E_TARGETS = $(if $(filter qemu,$(PROVIDER)),$(if $(filter 1,$(HOST_RUN)),netns:host) $(foreach k,$(KERNELS),qemu:$(k)),$(PROVIDER):host)
 E2E_LABELS = $(if $(LABELS),$(LABELS),$(if $(filter qemu,$(PROVIDER)),!perf))
-e2e: build tools netns-dir
+e2e: build tools netns-dir $(if $(filter real,$(NODE_KIND)),images)
 	@mkdir -p $(REPORT); [ -n "$(E2E_KEEP_REPORT)" ] || rm -rf $(REPORT)/report.json $(REPORT)/logs
 	$(GO) test -c -o $(BIN)/e2e.test ./e2e
 	@export CNILAB_LAB=make-e2e; rc=0; start=$$(date +%s); for target in $(E2E_TARGETS); do \
@@ -79,7 +82,7 @@ e2e: build tools netns-dir
 		id=$$provider-$${kernel:-host}-$$cni; \
 		lab=e2e-$$cni; [ -z "$$kernel" ] || lab=q$${kernel//./}-$$cni; \
 		echo "=== e2e: provider=$$provider kernel=$${kernel:-host} cni=$$cni labels='$(E2E_LABELS)' ==="; \
-		CNILAB_E2E=1 CNILAB_KUBE_PROXY=$(KUBE_PROXY) CNILAB_PROVIDER=$$provider CNILAB_KERNEL=$$kernel CNILAB_CNI=$$cni CNILAB_NODES=$(NODES) \
+		CNILAB_E2E=1 CNILAB_KUBE_PROXY=$(KUBE_PROXY) CNILAB_NODE_KIND=$(NODE_KIND) CNILAB_PROVIDER=$$provider CNILAB_KERNEL=$$kernel CNILAB_CNI=$$cni CNILAB_NODES=$(NODES) \
 		CNILAB_LAB=$$lab CNILAB_OUTPUT=$(OUT) CNILAB_REPORT_DIR=$(REPORT) \
 		$(if $(filter existing,$(PROVIDER)),CNILAB_KUBECONFIG='$(KUBECONFIG)') \
 		$(BIN)/e2e.test -test.timeout=$(E2E_TIMEOUT) -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT) \
@@ -97,7 +100,9 @@ e2e: build tools netns-dir
 # provider: the connectivity suite on cnilab (native and VXLAN, TCX and the tc
 # fallback) and flannel, and the upstream NetworkPolicy cases on cnilab and on
 # the flannel baseline, and the reliability specs (agent restarts, agent
-# down) on cnilab. `make e2e` runs the whole policy catalog.
+# down) on cnilab. `make e2e` runs the whole policy catalog. Then the
+# connectivity suite on real nodes (containerd and the kubelet, cnilab as its
+# DaemonSet, no kube-proxy yet), native and VXLAN.
 #
 # Then, on the qemu provider, the connectivity suite on cnilab with the
 # Debian 6.1 (tc attach) and 6.12 (TCX) kernels. The unit stage runs after
@@ -106,6 +111,7 @@ e2e: build tools netns-dir
 test: check check-generate build tools kernels unit fuzz-smoke
 	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel LABELS='connectivity || services || observability || manifests || reliability || (policy && upstream)'
 	CNILAB_ATTACH=tc $(MAKE) e2e PROVIDER=netns CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
+	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan NODE_KIND=real KUBE_PROXY=0 LABELS=connectivity E2E_KEEP_REPORT=1
 	$(MAKE) e2e PROVIDER=qemu HOST_RUN=0 KERNELS="$(KERNELS)" CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
 
 # Performance, measured and never asserted: pod→pod TCP_STREAM, TCP_RR,

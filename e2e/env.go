@@ -17,6 +17,9 @@ type Env struct {
 	// KubeProxy runs kube-proxy on the lab's nodes: CNILAB_KUBE_PROXY (1;
 	// 0 leaves it out, netns and qemu providers, not for flannel).
 	KubeProxy bool
+	// NodeKind is the netns provider's node kind: CNILAB_NODE_KIND (light
+	// or real; empty: the provider's default).
+	NodeKind string
 	// Kubeconfig is the existing provider's cluster: CNILAB_KUBECONFIG
 	// (empty: the provider's own default, KUBECONFIG or ~/.kube/config).
 	Kubeconfig string
@@ -33,6 +36,7 @@ func EnvFromOS() Env {
 		ReportDir:  getenv("CNILAB_REPORT_DIR", "_output/report"),
 		Kubeconfig: os.Getenv("CNILAB_KUBECONFIG"),
 		KubeProxy:  os.Getenv("CNILAB_KUBE_PROXY") != "0",
+		NodeKind:   os.Getenv("CNILAB_NODE_KIND"),
 	}
 	if n, err := strconv.Atoi(os.Getenv("CNILAB_NODES")); err == nil {
 		e.Nodes = n

@@ -22,6 +22,7 @@ var (
 	cluster      lab.Cluster
 	client       kubernetes.Interface
 	setupSeconds float64
+	nodeInfo     *report.NodeInfo
 	bootSeconds  float64
 	keptLogs     string
 	datapathInfo map[string]any
@@ -55,6 +56,9 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	if env.Provider == "netns" || env.Provider == "qemu" {
 		opts = append(opts, lab.WithKubeProxy(env.KubeProxy))
 	}
+	if env.NodeKind != "" {
+		opts = append(opts, lab.WithNodeKind(env.NodeKind))
+	}
 	cluster, err = p.Create(ctx, opts...)
 	Expect(err).NotTo(HaveOccurred(), "bring up the lab")
 	// What the suite creates is labelled as this lab's: on an existing
@@ -72,6 +76,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		}
 	}
 	recordKernelFeatures(ctx)
+	nodeInfo = describeNodes(ctx)
 }, NodeTimeout(10*time.Minute))
 
 var _ = AfterSuite(func(ctx SpecContext) {
@@ -134,7 +139,7 @@ var _ = ReportAfterSuite("cnilab report.json", func(r Report) {
 	run := report.Run{
 		Provider: e.Provider, CNI: e.CNI, Started: r.StartTime, Seconds: r.RunTime.Seconds(),
 		SetupSeconds: setupSeconds, LabelFilter: r.SuiteConfig.LabelFilter, Datapath: datapathInfo,
-		KernelName: e.Kernel, BootSeconds: bootSeconds, LogDir: keptLogs,
+		KernelName: e.Kernel, BootSeconds: bootSeconds, LogDir: keptLogs, Nodes: nodeInfo,
 	}
 	if run.KernelName == "" {
 		run.KernelName = "host"

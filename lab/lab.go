@@ -75,6 +75,10 @@ func WithNodes(n int) Option { return func(c *config.Config) { c.Nodes = n } }
 // always does).
 func WithKubeProxy(on bool) Option { return func(c *config.Config) { c.NoKubeProxy = !on } }
 
+// WithNodeKind makes the nodes real (containerd and the kubelet) or light
+// (the lab's own node role); see config.NodeKinds.
+func WithNodeKind(kind string) Option { return func(c *config.Config) { c.NodeKind = kind } }
+
 // WithDatapathBinDir runs the cnilab-agent and cnilab-cni of another build
 // (a directory such as an older commit's _output/bin) in the lab's cnilab
 // nodes; the rest of the lab is this build's. netns provider only.

@@ -11,6 +11,7 @@ import (
 	"github.com/cnilab/cnilab/lab/config"
 	labns "github.com/cnilab/cnilab/lab/internal/netns"
 	"github.com/cnilab/cnilab/lab/internal/proc"
+	"github.com/cnilab/cnilab/lab/internal/realnode"
 )
 
 // HostLinks lists the network interfaces of this machine's own namespace,
@@ -31,7 +32,8 @@ func HostLinks() ([]string, error) {
 // Leaks lists what a removed lab left on this machine: its network
 // namespaces, mounts (bpffs and state bind mounts), processes, state
 // directory, links in the host's namespace that were not in hostLinks
-// (nil: not checked), and pins in the host's bpffs. name "" checks for
+// (nil: not checked), pins in the host's bpffs, and real nodes' cgroups
+// (with them, their containers and shims). name "" checks for
 // every lab, which is right only when no lab should be up.
 func Leaks(name string, hostLinks []string) ([]string, error) {
 	var leaks []string
@@ -86,6 +88,19 @@ func Leaks(name string, hostLinks []string) ([]string, error) {
 		for _, l := range now {
 			if !slices.Contains(hostLinks, l) {
 				leaks = append(leaks, "host link "+l)
+			}
+		}
+	}
+	// Real nodes' cgroups (the nodes', the kubelets' pods, containers),
+	// in every hierarchy.
+	cg := realnode.CgroupRoot
+	if name != "" {
+		cg = realnode.LabCgroup(name)
+	}
+	if dirs, err := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", cg, "*")); err == nil {
+		for _, d := range dirs {
+			if st, err := os.Stat(d); err == nil && st.IsDir() {
+				leaks = append(leaks, "cgroup "+d)
 			}
 		}
 	}

@@ -5,7 +5,7 @@
 # etcd, actionlint (no arguments: all of them).
 #
 #   kubernetes   kube-apiserver, kube-controller-manager, kube-scheduler,
-#                kube-proxy, kubelet                                     -> _output/tools/bin/
+#                kube-proxy, kubelet, kubectl                            -> _output/tools/bin/
 #   agnhost      agnhost (the e2e test image's binary, from the same
 #                k8s.io/kubernetes module)                               -> _output/tools/bin/
 #   containerd   containerd, containerd-shim-runc-v2, ctr                -> _output/tools/bin/
@@ -120,8 +120,8 @@ describe_tool() {
 		T_ENV=(CGO_ENABLED=0)
 		T_FLAGS=(-trimpath -ldflags "$(kube_ldflags "$T_VERSION")")
 		T_OUT="$BIN_DIR/"
-		T_PKGS=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubelet)
-		T_BINS=("$BIN_DIR/kube-apiserver" "$BIN_DIR/kube-controller-manager" "$BIN_DIR/kube-scheduler" "$BIN_DIR/kube-proxy" "$BIN_DIR/kubelet")
+		T_PKGS=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kubectl)
+		T_BINS=("$BIN_DIR/kube-apiserver" "$BIN_DIR/kube-controller-manager" "$BIN_DIR/kube-scheduler" "$BIN_DIR/kube-proxy" "$BIN_DIR/kubelet" "$BIN_DIR/kubectl")
 		T_ETA="15-20 min"
 		;;
 	agnhost)

@@ -19,12 +19,12 @@ import (
 
 func labCommand() *cobra.Command {
 	c := &cobra.Command{Use: "lab", Short: "Bring lab clusters up and down, and run commands in their pods"}
-	c.AddCommand(labUp(), labDown(), labList(), labKubeconfig(), labExec(), labNodeRole(), labPortForward(), labGuestRelay(), labCheckIsolation(), labLogs())
+	c.AddCommand(labUp(), labDown(), labList(), labKubeconfig(), labExec(), labNodeRole(), labNodeSandbox(), labNodeInit(), labPortForward(), labGuestRelay(), labCheckIsolation(), labLogs())
 	return c
 }
 
 func labUp() *cobra.Command {
-	var provider, cni, name, kernel, kubeconfig, nodeImage string
+	var provider, cni, name, kernel, kubeconfig, nodeImage, nodeKind string
 	var nodes, apiPort int
 	var retain, kubeProxy bool
 	c := &cobra.Command{
@@ -62,6 +62,7 @@ func labUp() *cobra.Command {
 				return usageError{fmt.Errorf("--kube-proxy is for the netns and qemu providers, not %s", provider)}
 			}
 			cfg.NoKubeProxy = !kubeProxy
+			cfg.NodeKind = nodeKind
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -80,6 +81,7 @@ func labUp() *cobra.Command {
 	c.Flags().StringVar(&kernel, "kernel", "", "qemu provider: catalog kernel the VMs boot (see 'cnilab kernels list')")
 	c.Flags().IntVar(&apiPort, "api-port", 0, "loopback port for the API server (0: any free port)")
 	c.Flags().BoolVar(&kubeProxy, "kube-proxy", true, "netns and qemu providers: run kube-proxy (iptables mode) on every node, as nearly every cluster does (flannel labs always do)")
+	c.Flags().StringVar(&nodeKind, "node-kind", config.NodeKindLight, "netns provider: real (containerd and the kubelet in each node's own sandbox, the CNI as a DaemonSet) or light (the lab's own node role, no runtime)")
 	c.Flags().BoolVar(&retain, "retain", false, "kind provider: keep the cluster when its bring-up fails")
 	c.Flags().StringVar(&nodeImage, "kind-image", "", "kind provider: kindest/node image of the nodes (default: the kind release's)")
 	c.Flags().StringVar(&kubeconfig, "kubeconfig", "", "existing provider: kubeconfig of the cluster (default: $CNILAB_KUBECONFIG, $KUBECONFIG, ~/.kube/config)")
@@ -249,6 +251,32 @@ func labNodeRole() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&path, "config", "", "node role configuration (JSON)")
+	return c
+}
+
+func labNodeSandbox() *cobra.Command {
+	var spec string
+	c := &cobra.Command{
+		Use:    "node-sandbox --spec PATH",
+		Short:  "Run a real node's sandbox: its cgroup, namespaces and init (started by the lab in the node's network namespace)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE:   func(*cobra.Command, []string) error { return lab.RunNodeSandbox(spec) },
+	}
+	c.Flags().StringVar(&spec, "spec", "", "sandbox spec (JSON)")
+	return c
+}
+
+func labNodeInit() *cobra.Command {
+	var spec string
+	c := &cobra.Command{
+		Use:    "node-init --spec PATH",
+		Short:  "PID 1 of a real node's sandbox: mounts, then containerd and the kubelet, supervised",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE:   func(*cobra.Command, []string) error { return lab.RunNodeInit(spec) },
+	}
+	c.Flags().StringVar(&spec, "spec", "", "sandbox spec (JSON)")
 	return c
 }
 

@@ -265,6 +265,9 @@ func runTag(r *Run) string {
 	if a, ok := r.Datapath["routingMode"]; ok {
 		parts = append(parts, fmt.Sprintf("routing %v", a))
 	}
+	if r.Nodes != nil {
+		parts = append(parts, r.Nodes.Kind+" nodes")
+	}
 	if r.LabelFilter != "" {
 		parts = append(parts, "labels "+r.LabelFilter)
 	}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -64,9 +65,42 @@ type Run struct {
 	// PolicyEnforcement summarises how long policy changes took to show in
 	// the probes (seconds), when the run changed policies on an enforcing CNI.
 	PolicyEnforcement *Quantiles `json:"policyEnforcement,omitempty"`
+	// Nodes says what ran the cluster's nodes.
+	Nodes *NodeInfo `json:"nodes,omitempty"`
 	// LogDir is where the run's logs were kept: relative to the directory
 	// of the report.json holding the run when possible, else absolute.
 	LogDir string `json:"logDir,omitempty"`
+}
+
+// NodeInfo is what the nodes of a run were, from the first node's status.
+type NodeInfo struct {
+	// Kind is real (a kubelet and a container runtime) or light (the lab's
+	// own node role).
+	Kind string `json:"kind"`
+	// Kubelet and Runtime are status.nodeInfo's kubeletVersion and
+	// containerRuntimeVersion (the light node role reports its own).
+	Kubelet string `json:"kubelet,omitempty"`
+	Runtime string `json:"runtime,omitempty"`
+	// Cgroup is the nodes' cgroup hierarchy: v1 (v1 controllers, the kubelet
+	// told failCgroupV1: false) or v2.
+	Cgroup string `json:"cgroup,omitempty"`
+}
+
+// String is the nodes in one line.
+func (n *NodeInfo) String() string {
+	if n == nil {
+		return ""
+	}
+	parts := []string{n.Kind + " nodes"}
+	for _, p := range []string{n.Kubelet, n.Runtime} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	if n.Cgroup != "" {
+		parts = append(parts, "cgroup "+n.Cgroup)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Quantiles summarises a sample of durations in seconds.

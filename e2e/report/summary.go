@@ -19,6 +19,9 @@ func Summary(w io.Writer, r Run) {
 		fmt.Fprintf(w, " labels=%q", r.LabelFilter)
 	}
 	fmt.Fprintln(w)
+	if r.Nodes != nil {
+		fmt.Fprintf(w, "   nodes: %s\n", r.Nodes)
+	}
 	if r.Datapath != nil {
 		fmt.Fprintf(w, "   datapath: attach=%v routing=%v features=%v\n", r.Datapath["attachMode"], r.Datapath["routingMode"], r.Datapath["features"])
 	}

@@ -40,6 +40,9 @@ type Options struct {
 	KillAfter   time.Duration
 	// DownAll removes every lab, as `cnilab lab down --all` does.
 	DownAll func() error
+	// NodeKind of the cycled labs (light or real; empty: the provider's
+	// default). Real labs run without kube-proxy, as real nodes do so far.
+	NodeKind string
 	// Name of the soak's lab (default "soak").
 	Name     string
 	Progress io.Writer
@@ -155,7 +158,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 // cycle brings a lab up, runs Pods pods in it, and removes it.
 func (o *Options) cycle(ctx context.Context, cni string) error {
-	cl, err := o.Provider.Create(ctx, lab.WithName(o.Name), lab.WithCNI(cni), lab.WithNodes(2))
+	opts := []lab.Option{lab.WithName(o.Name), lab.WithCNI(cni), lab.WithNodes(2)}
+	if o.NodeKind != "" {
+		opts = append(opts, lab.WithNodeKind(o.NodeKind))
+	}
+	if o.NodeKind == "real" {
+		opts = append(opts, lab.WithKubeProxy(false))
+	}
+	cl, err := o.Provider.Create(ctx, opts...)
 	if err != nil {
 		return fmt.Errorf("up: %w", err)
 	}

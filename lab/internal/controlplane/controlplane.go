@@ -124,6 +124,9 @@ type files struct {
 	caPath, certPath, keyPath string
 	saPrivPath, saPubPath     string
 	etcdDir                   string
+	// kubeletCert and kubeletKey are the API server's client certificate
+	// toward kubelets (exec, logs, port-forward).
+	kubeletCert, kubeletKey string
 }
 
 func writePKI(c Config, dir string) (*files, error) {
@@ -151,6 +154,15 @@ func writePKI(c Config, dir string) (*files, error) {
 		return nil, err
 	}
 	if f.certPath, f.keyPath, err = serving.Write(dir, "apiserver"); err != nil {
+		return nil, err
+	}
+	// As kubeadm does: the API server reaches kubelets as a member of
+	// system:masters.
+	kubeletClient, err := ca.Issue(pki.Request{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}, Client: true})
+	if err != nil {
+		return nil, err
+	}
+	if f.kubeletCert, f.kubeletKey, err = kubeletClient.Write(dir, "apiserver-kubelet-client"); err != nil {
 		return nil, err
 	}
 	priv, pub, err := pki.ServiceAccountKey()
@@ -188,6 +200,8 @@ func daemons(c Config, f *files, pkiDir string) []daemon {
 			"--secure-port=" + strconv.Itoa(APIPort),
 			"--tls-cert-file=" + f.certPath, "--tls-private-key-file=" + f.keyPath,
 			"--client-ca-file=" + f.caPath,
+			"--kubelet-client-certificate=" + f.kubeletCert, "--kubelet-client-key=" + f.kubeletKey,
+			"--kubelet-preferred-address-types=InternalIP",
 			"--authorization-mode=Node,RBAC",
 			"--enable-admission-plugins=NodeRestriction",
 			"--service-cluster-ip-range=" + c.ServiceCIDR,

@@ -96,7 +96,7 @@ func Restart(lab, name, logDir, pidDir string, sig syscall.Signal) (int, error) 
 // waits for it to exit, with SIGKILL after 10s. A daemon that is not running
 // is already stopped; one that was never started is an error.
 func Stop(name, pidDir string, sig syscall.Signal) error {
-	pid, err := readPid(pidDir, name)
+	pid, err := ReadPid(pidDir, name)
 	if err != nil {
 		return fmt.Errorf("stop %s: %w", name, err)
 	}
@@ -134,7 +134,7 @@ func StartAgain(lab, name, logDir, pidDir string) (int, error) {
 	if len(rec.Args) == 0 {
 		return 0, fmt.Errorf("start %s again: %s.cmd holds no command", name, name)
 	}
-	if pid, err := readPid(pidDir, name); err == nil && pid > 0 && Alive(pid) {
+	if pid, err := ReadPid(pidDir, name); err == nil && pid > 0 && Alive(pid) {
 		return 0, fmt.Errorf("start %s again: it still runs (pid %d)", name, pid)
 	}
 	cmd := exec.Command(rec.Path, rec.Args[1:]...)
@@ -142,8 +142,8 @@ func StartAgain(lab, name, logDir, pidDir string) (int, error) {
 	return Start(Spec{Lab: lab, Name: name, Cmd: cmd, LogDir: logDir, PidDir: pidDir})
 }
 
-// readPid reads the PID file Start wrote for name (0 if it holds no number).
-func readPid(pidDir, name string) (int, error) {
+// ReadPid reads the PID file Start wrote for name (0 if it holds no number).
+func ReadPid(pidDir, name string) (int, error) {
 	b, err := os.ReadFile(filepath.Join(pidDir, name+".pid"))
 	if err != nil {
 		return 0, err

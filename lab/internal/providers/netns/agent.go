@@ -4,6 +4,11 @@ import (
 	"context"
 	"fmt"
 	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/cnilab/cnilab/datapath/api"
 	"github.com/cnilab/cnilab/lab/internal/cni"
@@ -28,7 +33,12 @@ func (c *Cluster) agentDaemon(node string) (string, error) {
 
 // RestartNodeAgent stops the CNI's agent on node with sig and starts it again
 // exactly as it was started (flanneld for flannel, cnilab-agent for cnilab).
+//
+// On real nodes the agent is the DaemonSet's pod: see restartAgentPod.
 func (c *Cluster) RestartNodeAgent(node string, sig syscall.Signal) error {
+	if c.cfg.Real() {
+		return c.restartAgentPod(context.Background(), node, sig)
+	}
 	name, err := c.agentDaemon(node)
 	if err != nil {
 		return err
@@ -39,6 +49,9 @@ func (c *Cluster) RestartNodeAgent(node string, sig syscall.Signal) error {
 // StopNodeAgent stops the CNI's agent on node with sig and leaves it
 // stopped until StartNodeAgent.
 func (c *Cluster) StopNodeAgent(node string, sig syscall.Signal) error {
+	if c.cfg.Real() {
+		return fmt.Errorf("stopping a node's agent on real nodes (keeping the DaemonSet off the node) is not written yet")
+	}
 	name, err := c.agentDaemon(node)
 	if err != nil {
 		return err
@@ -84,4 +97,71 @@ func (c *Cluster) AgentSocket(node string) (string, error) {
 		return "", err
 	}
 	return cni.AgentSocket(cni.Node{Name: node, Dir: NodeDir(c.cfg, node)}), nil
+}
+
+// agentPodLabel selects the cnilab DaemonSet's pods (manifests/cnilab).
+const agentPodLabel = "app.kubernetes.io/name=cnilab-agent"
+
+// restartAgentPod restarts node's cnilab agent on a real node as a cluster
+// operator does: it deletes the node's DaemonSet pod (at once for SIGKILL,
+// with the pod's grace period otherwise) and waits until the DaemonSet's
+// new pod there is Ready.
+func (c *Cluster) restartAgentPod(ctx context.Context, node string, sig syscall.Signal) error {
+	client, err := c.Client()
+	if err != nil {
+		return err
+	}
+	old, err := agentPod(ctx, client, node)
+	if err != nil {
+		return err
+	}
+	opts := metav1.DeleteOptions{}
+	if sig == syscall.SIGKILL {
+		opts.GracePeriodSeconds = new(int64)
+	}
+	if err := client.CoreV1().Pods(old.Namespace).Delete(ctx, old.Name, opts); err != nil {
+		return fmt.Errorf("restart the agent on %s: delete pod %s: %w", node, old.Name, err)
+	}
+	var why string
+	err = poll(ctx, 2*time.Minute, func() bool {
+		p, err := agentPod(ctx, client, node)
+		switch {
+		case err != nil:
+			why = err.Error()
+		case p.UID == old.UID:
+			why = "the old pod " + p.Name + " is still there"
+		case !podReady(p):
+			why = "the new pod " + p.Name + " is not Ready"
+		default:
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		return fmt.Errorf("restart the agent on %s: %w: %s", node, err, why)
+	}
+	return nil
+}
+
+// agentPod is the cnilab DaemonSet's pod on node.
+func agentPod(ctx context.Context, client kubernetes.Interface, node string) (*corev1.Pod, error) {
+	pods, err := client.CoreV1().Pods(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{LabelSelector: agentPodLabel, FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		return nil, fmt.Errorf("agent pod on %s: %w", node, err)
+	}
+	for i := range pods.Items {
+		if pods.Items[i].DeletionTimestamp == nil {
+			return &pods.Items[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no cnilab agent pod on %s", node)
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }

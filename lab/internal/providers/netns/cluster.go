@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/cnilab/cnilab/lab/config"
+	"github.com/cnilab/cnilab/lab/internal/kube"
 )
 
 // Cluster is a running netns lab.
@@ -100,12 +101,32 @@ func (c *Cluster) PodNetns(ctx context.Context, namespace, name string) (node, n
 
 // ExecPod runs argv in a pod's network namespace. A non-zero exit is not an
 // error; failing to run at all is.
+//
+// On real nodes argv runs in the pod's first container through the API
+// server's exec, as kubectl exec does.
 func (c *Cluster) ExecPod(ctx context.Context, namespace, name string, argv []string) (ExecResult, error) {
+	if c.cfg.Real() {
+		return c.execAPI(ctx, namespace, name, argv)
+	}
 	node, ns, err := c.PodNetns(ctx, namespace, name)
 	if err != nil {
 		return ExecResult{}, err
 	}
 	return c.backend.ExecIn(ctx, c.cfg, node, ns, argv)
+}
+
+// execAPI runs argv in a pod's first container through the API server.
+func (c *Cluster) execAPI(ctx context.Context, namespace, name string, argv []string) (ExecResult, error) {
+	rc, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig())
+	if err != nil {
+		return ExecResult{}, fmt.Errorf("lab %s: kubeconfig: %w", c.cfg.Name, err)
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return ExecResult{}, err
+	}
+	r, err := kube.Exec(ctx, rc, client, namespace, name, "", argv)
+	return ExecResult{Stdout: r.Stdout, Stderr: r.Stderr, ExitCode: r.ExitCode}, err
 }
 
 // ExecNode runs argv in a node's network namespace.

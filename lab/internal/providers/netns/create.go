@@ -68,11 +68,22 @@ func (p Provider) Create(ctx context.Context, cfg config.Config, progress io.Wri
 		{"Waiting for the API server", b.waitAPI},
 		{"Starting kube-controller-manager and kube-scheduler", b.startControllers},
 		{"Waiting for the nodes to boot", b.waitNodes},
-		{"Starting node roles", b.startNodeRoles},
-		{"Waiting for nodes to register and get PodCIDRs", b.waitPodCIDRs},
-		{"Installing CNI " + cfg.CNI, b.installCNI},
 	}
-	if !cfg.NoKubeProxy {
+	if cfg.Real() {
+		steps = append(steps, []step{
+			{"Starting containerd and the kubelet", b.startRealNodes},
+			{"Importing images", b.importImages},
+			{"Waiting for nodes to register and get PodCIDRs", b.waitPodCIDRs},
+			{"Installing CNI " + cfg.CNI + " (DaemonSet)", b.installCNIReal},
+		}...)
+	} else {
+		steps = append(steps, []step{
+			{"Starting node roles", b.startNodeRoles},
+			{"Waiting for nodes to register and get PodCIDRs", b.waitPodCIDRs},
+			{"Installing CNI " + cfg.CNI, b.installCNI},
+		}...)
+	}
+	if !cfg.NoKubeProxy && !cfg.Real() {
 		steps = append(steps, step{"Starting kube-proxy (iptables mode)", b.startKubeProxy})
 	}
 	steps = append(steps, []step{
@@ -175,6 +186,9 @@ func preflight(cfg config.Config, installer cni.Installer, backend NodeBackend) 
 	}
 	if err := controlplane.CheckBinaries(cfg.ToolsDir); err != nil {
 		return err
+	}
+	if cfg.Real() {
+		return preflightReal(cfg)
 	}
 	env := cni.Env{ToolsDir: cfg.ToolsDir, BinDir: datapathBinDir(cfg, cfg.BinDir), CNIBinDir: cfg.CNIBinDir}
 	bins := append(installer.Binaries(env), filepath.Join(cfg.BinDir, "cnilab"), filepath.Join(cfg.BinDir, "cnilab-probe"))

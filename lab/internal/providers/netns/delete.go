@@ -13,6 +13,7 @@ import (
 	"github.com/cnilab/cnilab/lab/config"
 	labns "github.com/cnilab/cnilab/lab/internal/netns"
 	"github.com/cnilab/cnilab/lab/internal/proc"
+	"github.com/cnilab/cnilab/lab/internal/realnode"
 )
 
 // Delete removes everything of lab name: its processes (found by tag, so
@@ -21,6 +22,10 @@ import (
 func (p Provider) Delete(name string) error {
 	var errs []error
 	if err := proc.StopAll(name, 2*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	// Real nodes: containers and shims the sandboxes' ends did not take.
+	if err := removeCgroups(realnode.LabCgroup(name)); err != nil {
 		errs = append(errs, err)
 	}
 	prefix := config.NetnsPrefix + name + "."
@@ -61,8 +66,12 @@ func (p Provider) DeleteAll() error {
 			errs = append(errs, fmt.Errorf("lab %s: %w", n, err))
 		}
 	}
-	// Processes tagged for a lab whose name we no longer know.
+	// Processes tagged for a lab whose name we no longer know, and the
+	// cgroups of real nodes of such labs.
 	if err := proc.StopAll("", 5*time.Second); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeCgroups(realnode.CgroupRoot); err != nil {
 		errs = append(errs, err)
 	}
 	if err := labns.ReleaseDir(); err != nil {

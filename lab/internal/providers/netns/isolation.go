@@ -8,10 +8,13 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/cnilab/cnilab/lab/config"
 	labns "github.com/cnilab/cnilab/lab/internal/netns"
+	"github.com/cnilab/cnilab/lab/internal/realnode"
+	"github.com/cnilab/cnilab/lab/internal/sandbox"
 )
 
 // CheckIsolation proves the lab cannot reach the machine's network: in every
@@ -49,6 +52,27 @@ func CheckIsolation(cfg config.Config) error {
 			fds = append(fds, int(f))
 		}
 	}
+	// Real nodes' pods live in namespaces containerd made inside each node's
+	// own mount namespace: they are found through the processes of the
+	// nodes' cgroups.
+	var realPods []*os.File
+	if cfg.Real() {
+		realPods = realPodNetns(cfg, fds)
+		for _, f := range realPods {
+			defer f.Close()
+			fds = append(fds, int(f.Fd()))
+		}
+	}
+	for i, f := range realPods {
+		name := fmt.Sprintf("%spod (real node, %d of %d)", cfg.NetnsPrefix(), i+1, len(realPods))
+		h, err := netlink.NewHandleAt(netns.NsHandle(f.Fd()), unix.NETLINK_ROUTE)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			continue
+		}
+		errs = append(errs, checkLinksAndRoutes(cfg, h, name, nsPod, fds, allowed)...)
+		h.Close()
+	}
 	for _, ns := range nss {
 		h, err := handleIn(ns)
 		if err != nil {
@@ -66,6 +90,38 @@ func CheckIsolation(cfg config.Config) error {
 		h.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// realPodNetns opens the network namespace of every process in the lab's
+// real-node cgroups that is not one of the lab's named namespaces (known,
+// as open descriptors): the pods' namespaces, each once.
+func realPodNetns(cfg config.Config, known []int) []*os.File {
+	seen := map[uint64]bool{}
+	for _, fd := range known {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil {
+			seen[st.Ino] = true
+		}
+	}
+	hs, err := sandbox.Hierarchies("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []*os.File
+	for _, pid := range (sandbox.Cgroup{Hierarchies: hs, Path: realnode.LabCgroup(cfg.Name)}).Procs() {
+		f, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &st) != nil || seen[st.Ino] {
+			f.Close()
+			continue
+		}
+		seen[st.Ino] = true
+		out = append(out, f)
+	}
+	return out
 }
 
 // CheckNodeIsolation is the check as a VM node runs it on itself: its own

@@ -1,0 +1,406 @@
+package netns
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/cnilab/cnilab/lab/config"
+	"github.com/cnilab/cnilab/lab/internal/cni"
+	"github.com/cnilab/cnilab/lab/internal/controlplane"
+	"github.com/cnilab/cnilab/lab/internal/images"
+	"github.com/cnilab/cnilab/lab/internal/kube"
+	labns "github.com/cnilab/cnilab/lab/internal/netns"
+	"github.com/cnilab/cnilab/lab/internal/proc"
+	"github.com/cnilab/cnilab/lab/internal/realnode"
+	"github.com/cnilab/cnilab/lab/internal/sandbox"
+	"github.com/cnilab/cnilab/manifests"
+)
+
+// realNodeBinaries are the tools a real node runs.
+var realNodeBinaries = []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc", "kubelet"}
+
+// preflightReal names the first node tool missing from the tools directory,
+// or says that no images were built.
+func preflightReal(cfg config.Config) error {
+	for _, b := range realNodeBinaries {
+		if st, err := os.Stat(filepath.Join(cfg.ToolsDir, b)); err != nil || st.Mode()&0o111 == 0 {
+			return fmt.Errorf("real nodes need %s in %s: run 'make tools'", b, cfg.ToolsDir)
+		}
+	}
+	dir := imagesDir(cfg)
+	if recs, err := images.Records(dir); err != nil || len(recs) == 0 {
+		return fmt.Errorf("real nodes need the lab's images in %s: run 'make images' (%v)", dir, err)
+	}
+	return nil
+}
+
+// imagesDir is where `make images` writes the images nodes import.
+func imagesDir(cfg config.Config) string { return filepath.Join(filepath.Dir(cfg.BinDir), "images") }
+
+// clusterDNS is the kube-dns Service address: the tenth of the Service
+// network, as kubeadm picks it.
+func clusterDNS(cfg config.Config) (string, error) {
+	_, n, err := net.ParseCIDR(cfg.ServiceCIDR)
+	if err != nil {
+		return "", fmt.Errorf("service CIDR %q: %w", cfg.ServiceCIDR, err)
+	}
+	ip := append(net.IP(nil), n.IP.To4()...)
+	ip[3] += 10
+	return ip.String(), nil
+}
+
+// realNode is the configuration of one real node.
+func (b *bringUp) realNode(n cni.Node) (realnode.Node, error) {
+	dns, err := clusterDNS(b.cfg)
+	if err != nil {
+		return realnode.Node{}, err
+	}
+	tools, err := filepath.Abs(b.cfg.ToolsDir)
+	if err != nil {
+		return realnode.Node{}, err
+	}
+	_, v1err := os.Stat("/sys/fs/cgroup/memory")
+	return realnode.Node{Name: n.Name, IP: n.IP, ToolsDir: tools, ClusterDNS: dns, CgroupV1: v1err == nil}, nil
+}
+
+// startRealNodes writes every node's containerd and kubelet configuration
+// and credentials, and starts its sandbox in the node's network namespace.
+func (b *bringUp) startRealNodes(ctx context.Context) error {
+	for i, n := range b.backend.Nodes(b.cfg) {
+		rn, err := b.realNode(n)
+		if err != nil {
+			return err
+		}
+		if err := b.writeRealNodeFiles(n, rn); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		if err := installNodePlugins(b.cfg.CNIBinDir, filepath.Join(n.Dir, strings.TrimPrefix(realnode.CNIBinDir, "/"))); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		if err := nodeSysctls(b.cfg.NodeNetns(i + 1)); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		spec := realnode.SandboxSpec(rn, b.cfg.Name, n.Dir, n.LogDir)
+		specPath := filepath.Join(n.Dir, "sandbox.json")
+		data, err := json.MarshalIndent(spec, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(specPath, data, 0o644); err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		cmd, err := labns.Command(b.cfg.NodeNetns(i+1), filepath.Join(b.cfg.BinDir, "cnilab"), "lab", "node-sandbox", "--spec", specPath)
+		if err != nil {
+			return err
+		}
+		if _, err := proc.Start(proc.Spec{Lab: b.cfg.Name, Name: "sandbox-" + n.Name, Cmd: cmd,
+			LogDir: n.LogDir, PidDir: filepath.Join(b.cfg.Dir(), "run")}); err != nil {
+			return err
+		}
+	}
+	return b.waitRealNodes(ctx)
+}
+
+// nodePlugins are the reference CNI plugins a node's OS ships (Debian's
+// containernetworking-plugins, kind's node image): containerd's CRI sets up
+// every pod's lo with loopback.
+var nodePlugins = []string{"loopback", "bridge", "host-local", "portmap"}
+
+// installNodePlugins copies the node's reference CNI plugins from src into
+// its CNI binary directory dst.
+func installNodePlugins(src, dst string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	for _, p := range nodePlugins {
+		data, err := os.ReadFile(filepath.Join(src, p))
+		if err != nil {
+			return fmt.Errorf("CNI plugin %s: %w (run 'make tools')", p, err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, p), data, 0o755); err != nil {
+			return fmt.Errorf("CNI plugin %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// nodeSysctls sets what a Kubernetes node's OS sets (kubeadm's preflight
+// requires it; containers cannot: their /proc/sys is read-only): IPv4
+// forwarding in the node's network namespace.
+func nodeSysctls(netns string) error {
+	return labns.Do(netns, func() error {
+		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("sysctl net.ipv4.ip_forward: %w", err)
+		}
+		return nil
+	})
+}
+
+// writeRealNodeFiles writes, below the node's own directory, what its
+// sandbox binds in: containerd's and the kubelet's configuration, the
+// kubelet's kubeconfig (system:node:NAME, from the lab's CA) and the CA
+// that verifies clients, and a machine-id of its own.
+func (b *bringUp) writeRealNodeFiles(n cni.Node, rn realnode.Node) error {
+	ctrd, err := realnode.ContainerdTOML(rn)
+	if err != nil {
+		return err
+	}
+	kubelet, err := realnode.KubeletYAML(rn)
+	if err != nil {
+		return err
+	}
+	kc, err := b.creds.KubeconfigData("cnilab-"+b.cfg.Name, b.creds.InternalServer, "system:node:"+n.Name, "system:nodes")
+	if err != nil {
+		return err
+	}
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return err
+	}
+	files := []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{
+		{realnode.ContainerdConfig, ctrd, 0o644},
+		{realnode.KubeletConfig, kubelet, 0o644},
+		{realnode.KubeletKubeconfig, kc, 0o600},
+		{realnode.CACert, b.creds.CA.CertPEM, 0o644},
+		{"/etc/machine-id", []byte(hex.EncodeToString(id) + "\n"), 0o444},
+	}
+	for _, f := range files {
+		p := filepath.Join(n.Dir, strings.TrimPrefix(f.path, "/"))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, f.data, f.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// realNodeStartTimeout bounds how long a node's containerd may take to
+// serve its socket.
+const realNodeStartTimeout = 90 * time.Second
+
+// waitRealNodes waits until every node's containerd serves its socket; a
+// sandbox or containerd that does not come up fails naming the node, the
+// component and the tail of its log.
+func (b *bringUp) waitRealNodes(ctx context.Context) error {
+	for _, n := range b.backend.Nodes(b.cfg) {
+		sock := filepath.Join(n.Dir, strings.TrimPrefix(realnode.ContainerdSocket, "/"))
+		var failed string
+		err := poll(ctx, realNodeStartTimeout, func() bool {
+			if _, err := os.Stat(sock); err == nil {
+				return true
+			}
+			if !b.sandboxAlive(n) {
+				failed = "sandbox-" + n.Name
+				return true
+			}
+			return false
+		})
+		if failed == "" && err == nil {
+			continue
+		}
+		if failed != "" {
+			log := filepath.Join(n.LogDir, failed+".log")
+			return fmt.Errorf("node %s: the node sandbox exited; last lines of %s:\n%s", n.Name, log, tail(log, 15))
+		}
+		log := filepath.Join(n.LogDir, "containerd-"+n.Name+".log")
+		return fmt.Errorf("node %s: containerd did not serve %s within %s: %v; last lines of %s:\n%s", n.Name, realnode.ContainerdSocket, realNodeStartTimeout, err, log, tail(log, 15))
+	}
+	return nil
+}
+
+// sandboxAlive says whether a node's sandbox launcher still runs.
+func (b *bringUp) sandboxAlive(n cni.Node) bool {
+	pid, err := proc.ReadPid(filepath.Join(b.cfg.Dir(), "run"), "sandbox-"+n.Name)
+	return err == nil && proc.Alive(pid)
+}
+
+// tail is the last n lines of a file, indented, or why it cannot be read.
+func tail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "    (" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "    " + strings.Join(lines, "\n    ")
+}
+
+// removeCgroups kills whatever is left in the cgroup path (below every
+// hierarchy's root) and removes it with every cgroup below it: what real
+// nodes' sandboxes, kubelets and containers made. A lab without real nodes
+// has none, which is not an error.
+func removeCgroups(path string) error {
+	hs, err := sandbox.Hierarchies("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	return sandbox.Cgroup{Hierarchies: hs, Path: path}.Remove(20 * time.Second)
+}
+
+// hasBoundingCap says whether capability c is in this process's bounding
+// set (/proc/self/status CapBnd), which every container's is a subset of.
+func hasBoundingCap(c int) bool {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err != nil || mask&(1<<uint(c)) != 0
+		}
+	}
+	return true
+}
+
+// pinnedLabel keeps an image from the kubelet's image GC (containerd's CRI
+// never removes a pinned image).
+const pinnedLabel = "io.cri-containerd.pinned=pinned"
+
+// importImages imports every image `make images` built into every node's
+// containerd (namespace k8s.io, where the CRI looks) and pins it; nodes
+// import in parallel.
+func (b *bringUp) importImages(ctx context.Context) error {
+	dir := imagesDir(b.cfg)
+	recs, err := images.Records(dir)
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return fmt.Errorf("no images in %s: run 'make images'", dir)
+	}
+	nodes := b.backend.Nodes(b.cfg)
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() { errs[i] = b.importInto(ctx, n, dir, recs) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// importInto imports and pins the images on one node.
+func (b *bringUp) importInto(ctx context.Context, n cni.Node, dir string, recs []images.Record) error {
+	sock := filepath.Join(n.Dir, strings.TrimPrefix(realnode.ContainerdSocket, "/"))
+	ctr := func(args ...string) error {
+		argv := append([]string{"--address", sock, "--namespace", "k8s.io"}, args...)
+		out, err := exec.CommandContext(ctx, filepath.Join(b.cfg.ToolsDir, "ctr"), argv...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("node %s: ctr %s: %w: %s", n.Name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	for _, r := range recs {
+		if err := ctr("images", "import", "--snapshotter", "overlayfs", filepath.Join(dir, r.Tarball)); err != nil {
+			return err
+		}
+		for _, ref := range append([]string{r.Reference}, r.Aliases...) {
+			if err := ctr("images", "label", normalizeRef(ref), pinnedLabel); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintf(b.out, "   %s: %d images imported and pinned\n", n.Name, len(recs))
+	return nil
+}
+
+// normalizeRef is a reference as containerd names it: docker.io/ and
+// library/ made explicit.
+func normalizeRef(ref string) string {
+	first, _, found := strings.Cut(ref, "/")
+	if !found || (!strings.ContainsAny(first, ".:") && first != "localhost") {
+		if !found {
+			ref = "library/" + ref
+		}
+		ref = "docker.io/" + ref
+	}
+	return ref
+}
+
+// installCNIReal deploys the lab's CNI as a cluster runs it: the cnilab
+// DaemonSet from manifests/ (the agents reach the API server directly:
+// kube-proxy, if any, comes later), then waits for every node's CNI
+// configuration.
+func (b *bringUp) installCNIReal(ctx context.Context) error {
+	o := manifests.Options{Sets: []manifests.Set{manifests.Cnilab}, ClusterCIDR: b.cfg.ClusterCIDR, ServiceCIDR: b.cfg.ServiceCIDR,
+		APIServer: net.JoinHostPort(b.cfg.ControlPlaneIP().String(), strconv.Itoa(controlplane.APIPort))}
+	switch b.cfg.CNI {
+	case "cnilab":
+		o.RoutingMode = "native"
+	case "cnilab-vxlan":
+		o.RoutingMode = "vxlan"
+	default:
+		return fmt.Errorf("CNI %s on real nodes is not supported yet", b.cfg.CNI)
+	}
+	if !hasBoundingCap(unix.CAP_SYS_RESOURCE) {
+		// A sandbox's runtime cannot grant what this machine withholds.
+		o.NoMemlockCapability = true
+		fmt.Fprintln(b.out, "   this machine's capability bounding set lacks CAP_SYS_RESOURCE: the agents run without it (kernels since 5.11 do not need it)")
+	}
+	objs, err := manifests.Render(o)
+	if err != nil {
+		return err
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", b.cluster.Kubeconfig())
+	if err != nil {
+		return err
+	}
+	if err := kube.ApplyWith(ctx, rc, objs, false); err != nil {
+		return fmt.Errorf("apply the cnilab manifests: %w", err)
+	}
+	for _, n := range b.backend.Nodes(b.cfg) {
+		conf := filepath.Join(n.ConfDir, "05-cnilab.conflist")
+		if err := poll(ctx, 3*time.Minute, func() bool { _, err := os.Stat(conf); return err == nil }); err != nil {
+			return fmt.Errorf("cnilab on %s: no CNI configuration after 3m0s: %w; %s", n.Name, err, containerLogTail(n, "kube-system", "cnilab-agent-", "agent"))
+		}
+	}
+	return nil
+}
+
+// containerLogTail is the end of the newest log of a container whose pod
+// name starts with podPrefix on node n (the kubelet's /var/log/pods), or
+// where to look when there is none.
+func containerLogTail(n cni.Node, namespace, podPrefix, container string) string {
+	logs, _ := filepath.Glob(filepath.Join(n.Dir, "var", "log", "pods", namespace+"_"+podPrefix+"*", container, "*.log"))
+	if len(logs) == 0 {
+		return "no log of container " + container + " yet; see the kubelet's log " + filepath.Join(n.LogDir, "kubelet-"+n.Name+".log")
+	}
+	newest := logs[len(logs)-1]
+	for _, l := range logs {
+		if fileTime(l).After(fileTime(newest)) {
+			newest = l
+		}
+	}
+	return "last lines of " + container + "'s log:\n" + tail(newest, 15)
+}
+
+func fileTime(p string) time.Time {
+	st, err := os.Stat(p)
+	if err != nil {
+		return time.Time{}
+	}
+	return st.ModTime()
+}
