@@ -7,7 +7,9 @@
 //   - flannel: the flannel baseline as upstream's kube-flannel manifest runs
 //     it (flanneld --kube-subnet-mgr, vxlan), upstream images pinned by tag;
 //   - workload: the standard model of the policy suite (namespaces x, y, z;
-//     pods a, b, c serving 80 and 81 with named ports) on cnilab-probe.
+//     pods a, b, c serving 80 and 81 with named ports) on cnilab-probe;
+//   - kube-proxy: kube-proxy in iptables mode as kubeadm deploys it (only
+//     when asked for: it needs the API server's address).
 //
 // The YAML files are text/template templates embedded in the binary; Render
 // executes them and returns the objects in apply order (namespaces first).
@@ -36,7 +38,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
-//go:embed cnilab/*.yaml flannel/*.yaml workload/*.yaml
+//go:embed cnilab/*.yaml flannel/*.yaml kube-proxy/*.yaml workload/*.yaml
 var files embed.FS
 
 // Set is one group of manifests: a directory of this package.
@@ -47,10 +49,16 @@ const (
 	Cnilab   Set = "cnilab"   // the cnilab datapath: agent DaemonSet, RBAC, ConfigMap
 	Flannel  Set = "flannel"  // the flannel baseline
 	Workload Set = "workload" // the standard model's namespaces and pods
+	// KubeProxy is kube-proxy (iptables mode) as kubeadm deploys it; it
+	// needs Options.APIServer and is rendered only when asked for.
+	KubeProxy Set = "kube-proxy"
 )
 
 // AllSets lists every set in render order.
-var AllSets = []Set{Cnilab, Flannel, Workload}
+var AllSets = []Set{KubeProxy, Cnilab, Flannel, Workload}
+
+// DefaultSets are the sets rendered when Options.Sets is empty.
+var DefaultSets = []Set{Cnilab, Flannel, Workload}
 
 // Defaults of Options.
 const (
@@ -70,6 +78,9 @@ const (
 	// kube-flannel manifest of the v0.28 releases pins it.
 	DefaultFlannelCNIPluginImage = "ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3"
 	DefaultImagePullPolicy       = "IfNotPresent"
+	// DefaultKubeProxyImage is the kube-proxy of the Kubernetes release
+	// tools/kubernetes builds (make images builds it under this name).
+	DefaultKubeProxyImage = "registry.k8s.io/kube-proxy:v1.37.2"
 )
 
 // MetricsAddress is where the agent serves /metrics on its node (its
@@ -100,6 +111,7 @@ type Options struct {
 	// Images. Image is the cnilab image (images/cnilab), ProbeImage the
 	// workload's (images/cnilab-probe).
 	Image, ProbeImage                   string
+	KubeProxyImage                      string
 	FlannelImage, FlannelCNIPluginImage string
 	// ImagePullPolicy of every container (default IfNotPresent, which also
 	// uses images loaded into kind nodes).
@@ -152,7 +164,7 @@ func (o Options) withDefaults() Options {
 		}
 	}
 	if len(o.Sets) == 0 {
-		o.Sets = AllSets
+		o.Sets = DefaultSets
 	}
 	def(&o.Namespace, DefaultNamespace)
 	def(&o.RoutingMode, DefaultRoutingMode)
@@ -164,6 +176,7 @@ func (o Options) withDefaults() Options {
 	def(&o.FlannelImage, DefaultFlannelImage)
 	def(&o.FlannelCNIPluginImage, DefaultFlannelCNIPluginImage)
 	def(&o.ImagePullPolicy, DefaultImagePullPolicy)
+	def(&o.KubeProxyImage, DefaultKubeProxyImage)
 	return o
 }
 
@@ -191,7 +204,7 @@ func (o Options) validate() error {
 		return fmt.Errorf("manifests: underlay device %q is not a network device name", o.UnderlayDevice)
 	}
 	for name, img := range map[string]string{"image": o.Image, "probe image": o.ProbeImage,
-		"flannel image": o.FlannelImage, "flannel CNI plugin image": o.FlannelCNIPluginImage} {
+		"flannel image": o.FlannelImage, "flannel CNI plugin image": o.FlannelCNIPluginImage, "kube-proxy image": o.KubeProxyImage} {
 		if strings.ContainsAny(img, " \t\n\"'") {
 			return fmt.Errorf("manifests: %s %q is not an image reference", name, img)
 		}
@@ -200,6 +213,9 @@ func (o Options) validate() error {
 	case "Always", "IfNotPresent", "Never":
 	default:
 		return fmt.Errorf("manifests: image pull policy %q: want Always, IfNotPresent or Never", o.ImagePullPolicy)
+	}
+	if slices.Contains(o.Sets, KubeProxy) && o.APIServer == "" {
+		return errors.New("manifests: the kube-proxy set needs the API server's address (APIServer): kube-proxy cannot reach it through the Service it programs")
 	}
 	if o.APIServer != "" {
 		host, port, err := net.SplitHostPort(o.APIServer)

@@ -538,3 +538,27 @@ func TestRenderSets(t *testing.T) {
 		}
 	}
 }
+
+func TestKubeProxySet(t *testing.T) {
+	if _, err := manifests.Render(manifests.Options{Sets: []manifests.Set{manifests.KubeProxy}}); err == nil || !strings.Contains(err.Error(), "needs the API server's address") {
+		t.Errorf("kube-proxy without an API server address: %v", err)
+	}
+	objs := typed(t, render(t, manifests.Options{Sets: []manifests.Set{manifests.KubeProxy}, APIServer: "172.30.0.2:6443", ClusterCIDR: "10.244.0.0/16"}))
+	ds := get[*appsv1.DaemonSet](t, objs, "DaemonSet kube-system/kube-proxy")
+	c := ds.Spec.Template.Spec.Containers[0]
+	if c.Image != manifests.DefaultKubeProxyImage || !ds.Spec.Template.Spec.HostNetwork || c.SecurityContext == nil || !*c.SecurityContext.Privileged {
+		t.Errorf("kube-proxy container %+v", c)
+	}
+	cm := get[*corev1.ConfigMap](t, objs, "ConfigMap kube-system/kube-proxy")
+	if !strings.Contains(cm.Data["kubeconfig.conf"], `server: "https://172.30.0.2:6443"`) || !strings.Contains(cm.Data["config.conf"], "mode: iptables") ||
+		!strings.Contains(cm.Data["config.conf"], `clusterCIDR: "10.244.0.0/16"`) {
+		t.Errorf("kube-proxy ConfigMap %v", cm.Data)
+	}
+	crb := get[*rbacv1.ClusterRoleBinding](t, objs, "ClusterRoleBinding cnilab:node-proxier")
+	if crb.RoleRef.Name != "system:node-proxier" || crb.Subjects[0].Name != "kube-proxy" {
+		t.Errorf("kube-proxy binding %+v", crb)
+	}
+	if def := render(t, manifests.Options{}); slices.ContainsFunc(def, func(u *unstructured.Unstructured) bool { return u.GetName() == "kube-proxy" }) {
+		t.Error("the default sets include kube-proxy")
+	}
+}

@@ -79,7 +79,7 @@ Writes soak.json into --output; fails on any leak or failed cycle.`,
 	f.StringSliceVar(&o.KillCommand, "kill-command", []string{"make", "e2e", "CNI=cnilab,flannel", "LABELS=connectivity"}, "the command to kill (comma-separated argv)")
 	f.DurationVar(&o.KillAfter, "kill-after", 20*time.Second, "kill between this long and twice this long after the start")
 	f.StringVar(&o.Name, "name", "soak", "name of the soak's lab")
-	f.StringVar(&o.NodeKind, "node-kind", "", "node kind of the cycled labs: real or light (default: the provider's); real labs run without kube-proxy so far")
+	f.StringVar(&o.NodeKind, "node-kind", "", "node kind of the cycled labs: real or light (default: the provider's)")
 	f.StringVar(&output, "output", "_output/soak", "directory for soak.json")
 	return c
 }

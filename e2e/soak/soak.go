@@ -41,7 +41,7 @@ type Options struct {
 	// DownAll removes every lab, as `cnilab lab down --all` does.
 	DownAll func() error
 	// NodeKind of the cycled labs (light or real; empty: the provider's
-	// default). Real labs run without kube-proxy, as real nodes do so far.
+	// default).
 	NodeKind string
 	// Name of the soak's lab (default "soak").
 	Name     string
@@ -161,9 +161,6 @@ func (o *Options) cycle(ctx context.Context, cni string) error {
 	opts := []lab.Option{lab.WithName(o.Name), lab.WithCNI(cni), lab.WithNodes(2)}
 	if o.NodeKind != "" {
 		opts = append(opts, lab.WithNodeKind(o.NodeKind))
-	}
-	if o.NodeKind == "real" {
-		opts = append(opts, lab.WithKubeProxy(false))
 	}
 	cl, err := o.Provider.Create(ctx, opts...)
 	if err != nil {

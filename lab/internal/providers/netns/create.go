@@ -74,8 +74,11 @@ func (p Provider) Create(ctx context.Context, cfg config.Config, progress io.Wri
 			{"Starting containerd and the kubelet", b.startRealNodes},
 			{"Importing images", b.importImages},
 			{"Waiting for nodes to register and get PodCIDRs", b.waitPodCIDRs},
-			{"Installing CNI " + cfg.CNI + " (DaemonSet)", b.installCNIReal},
 		}...)
+		if !cfg.NoKubeProxy {
+			steps = append(steps, step{"Deploying kube-proxy (iptables mode, DaemonSet)", b.deployKubeProxy})
+		}
+		steps = append(steps, step{"Installing CNI " + cfg.CNI + " (DaemonSet)", b.installCNIReal})
 	} else {
 		steps = append(steps, []step{
 			{"Starting node roles", b.startNodeRoles},
@@ -388,6 +391,12 @@ func (b *bringUp) startKubeProxy(ctx context.Context) error {
 	if err := kubeproxy.Start(ctx, env, nodes); err != nil {
 		return err
 	}
+	return b.waitKubeProxy(ctx, func(n cni.Node) string { return filepath.Join(n.LogDir, kubeproxy.Daemon(n.Name)+".log") })
+}
+
+// waitKubeProxy waits until kube-proxy has written its rules on every node;
+// where names where to read why not.
+func (b *bringUp) waitKubeProxy(ctx context.Context, where func(cni.Node) string) error {
 	exec := func(ctx context.Context, node string, argv ...string) (string, error) {
 		res, err := b.backend.ExecIn(ctx, b.cfg, node, "", argv)
 		if err != nil {
@@ -399,14 +408,13 @@ func (b *bringUp) startKubeProxy(ctx context.Context) error {
 		return string(res.Stdout), nil
 	}
 	deadline := time.Now().Add(2 * time.Minute) // for all nodes together
-	for _, n := range nodes {
+	for _, n := range b.backend.Nodes(b.cfg) {
 		var last error
 		if err := poll(ctx, time.Until(deadline), func() bool {
 			last = kubeproxy.Synced(ctx, n.Name, exec)
 			return last == nil
 		}); err != nil {
-			return fmt.Errorf("kube-proxy on %s has not synced its rules: %w (%v; log: %s)",
-				n.Name, err, last, filepath.Join(n.LogDir, kubeproxy.Daemon(n.Name)+".log"))
+			return fmt.Errorf("kube-proxy on %s has not synced its rules: %w (%v; %s)", n.Name, err, last, where(n))
 		}
 	}
 	return nil

@@ -340,13 +340,42 @@ func normalizeRef(ref string) string {
 	return ref
 }
 
+// apiServer is the API server's address on the lab's underlay.
+func (b *bringUp) apiServer() string {
+	return net.JoinHostPort(b.cfg.ControlPlaneIP().String(), strconv.Itoa(controlplane.APIPort))
+}
+
+// applyManifests renders the manifests o chooses and applies them to the lab.
+func (b *bringUp) applyManifests(ctx context.Context, o manifests.Options) error {
+	objs, err := manifests.Render(o)
+	if err != nil {
+		return err
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", b.cluster.Kubeconfig())
+	if err != nil {
+		return err
+	}
+	return kube.ApplyWith(ctx, rc, objs, false)
+}
+
+// deployKubeProxy deploys kube-proxy as kubeadm does (manifests/kube-proxy:
+// a DaemonSet reaching the API server by address) and waits until it has
+// written its rules on every node.
+func (b *bringUp) deployKubeProxy(ctx context.Context) error {
+	o := manifests.Options{Sets: []manifests.Set{manifests.KubeProxy}, ClusterCIDR: b.cfg.ClusterCIDR, APIServer: b.apiServer()}
+	if err := b.applyManifests(ctx, o); err != nil {
+		return fmt.Errorf("apply the kube-proxy manifests: %w", err)
+	}
+	return b.waitKubeProxy(ctx, func(n cni.Node) string { return containerLogTail(n, "kube-system", "kube-proxy-", "kube-proxy") })
+}
+
 // installCNIReal deploys the lab's CNI as a cluster runs it: the cnilab
 // DaemonSet from manifests/ (the agents reach the API server directly:
 // kube-proxy, if any, comes later), then waits for every node's CNI
 // configuration.
 func (b *bringUp) installCNIReal(ctx context.Context) error {
 	o := manifests.Options{Sets: []manifests.Set{manifests.Cnilab}, ClusterCIDR: b.cfg.ClusterCIDR, ServiceCIDR: b.cfg.ServiceCIDR,
-		APIServer: net.JoinHostPort(b.cfg.ControlPlaneIP().String(), strconv.Itoa(controlplane.APIPort))}
+		APIServer: b.apiServer()}
 	switch b.cfg.CNI {
 	case "cnilab":
 		o.RoutingMode = "native"
@@ -360,15 +389,7 @@ func (b *bringUp) installCNIReal(ctx context.Context) error {
 		o.NoMemlockCapability = true
 		fmt.Fprintln(b.out, "   this machine's capability bounding set lacks CAP_SYS_RESOURCE: the agents run without it (kernels since 5.11 do not need it)")
 	}
-	objs, err := manifests.Render(o)
-	if err != nil {
-		return err
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", b.cluster.Kubeconfig())
-	if err != nil {
-		return err
-	}
-	if err := kube.ApplyWith(ctx, rc, objs, false); err != nil {
+	if err := b.applyManifests(ctx, o); err != nil {
 		return fmt.Errorf("apply the cnilab manifests: %w", err)
 	}
 	for _, n := range b.backend.Nodes(b.cfg) {
