@@ -38,7 +38,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
-//go:embed cnilab/*.yaml flannel/*.yaml kube-proxy/*.yaml workload/*.yaml
+//go:embed cnilab/*.yaml coredns/*.yaml flannel/*.yaml kube-proxy/*.yaml workload/*.yaml
 var files embed.FS
 
 // Set is one group of manifests: a directory of this package.
@@ -52,10 +52,14 @@ const (
 	// KubeProxy is kube-proxy (iptables mode) as kubeadm deploys it; it
 	// needs Options.APIServer and is rendered only when asked for.
 	KubeProxy Set = "kube-proxy"
+	// CoreDNS is the cluster's DNS as kubeadm deploys it (the kube-dns
+	// Service at ClusterDNS), answering for the cluster domain only; it is
+	// rendered only when asked for.
+	CoreDNS Set = "coredns"
 )
 
 // AllSets lists every set in render order.
-var AllSets = []Set{KubeProxy, Cnilab, Flannel, Workload}
+var AllSets = []Set{KubeProxy, CoreDNS, Cnilab, Flannel, Workload}
 
 // DefaultSets are the sets rendered when Options.Sets is empty.
 var DefaultSets = []Set{Cnilab, Flannel, Workload}
@@ -81,6 +85,10 @@ const (
 	// DefaultKubeProxyImage is the kube-proxy of the Kubernetes release
 	// tools/kubernetes builds (make images builds it under this name).
 	DefaultKubeProxyImage = "registry.k8s.io/kube-proxy:v1.37.2"
+	// DefaultCoreDNSImage is kubeadm 1.37's CoreDNS (make images builds it).
+	DefaultCoreDNSImage = "registry.k8s.io/coredns/coredns:v1.14.6"
+	// DefaultClusterDomain is the cluster's DNS domain.
+	DefaultClusterDomain = "cluster.local"
 )
 
 // MetricsAddress is where the agent serves /metrics on its node (its
@@ -110,8 +118,12 @@ type Options struct {
 	UnderlayDevice string
 	// Images. Image is the cnilab image (images/cnilab), ProbeImage the
 	// workload's (images/cnilab-probe).
-	Image, ProbeImage                   string
-	KubeProxyImage                      string
+	Image, ProbeImage            string
+	KubeProxyImage, CoreDNSImage string
+	// ClusterDNS is the kube-dns Service's address (the kubelets'
+	// clusterDNS), in ServiceCIDR (default: its tenth address, as kubeadm
+	// picks it); ClusterDomain the cluster's DNS domain (cluster.local).
+	ClusterDNS, ClusterDomain           string
 	FlannelImage, FlannelCNIPluginImage string
 	// ImagePullPolicy of every container (default IfNotPresent, which also
 	// uses images loaded into kind nodes).
@@ -177,7 +189,22 @@ func (o Options) withDefaults() Options {
 	def(&o.FlannelCNIPluginImage, DefaultFlannelCNIPluginImage)
 	def(&o.ImagePullPolicy, DefaultImagePullPolicy)
 	def(&o.KubeProxyImage, DefaultKubeProxyImage)
+	def(&o.CoreDNSImage, DefaultCoreDNSImage)
+	def(&o.ClusterDNS, DefaultClusterDNS(o.ServiceCIDR))
+	def(&o.ClusterDomain, DefaultClusterDomain)
 	return o
+}
+
+// DefaultClusterDNS is the tenth address of an IPv4 Service network, where
+// kubeadm puts the kube-dns Service ("" if cidr does not parse).
+func DefaultClusterDNS(cidr string) string {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil || !p.Addr().Is4() {
+		return ""
+	}
+	a := p.Masked().Addr().As4()
+	a[3] += 10
+	return netip.AddrFrom4(a).String()
 }
 
 // validate names the first bad field of defaulted options.
@@ -197,14 +224,21 @@ func (o Options) validate() error {
 	if err != nil || !p.Addr().Is4() || p != p.Masked() {
 		return fmt.Errorf("manifests: cluster CIDR %q: want an IPv4 network such as 10.244.0.0/16", o.ClusterCIDR)
 	}
-	if p, err := netip.ParsePrefix(o.ServiceCIDR); err != nil || !p.Addr().Is4() || p != p.Masked() {
+	svc, err := netip.ParsePrefix(o.ServiceCIDR)
+	if err != nil || !svc.Addr().Is4() || svc != svc.Masked() {
 		return fmt.Errorf("manifests: service CIDR %q: want an IPv4 network such as 10.96.0.0/12", o.ServiceCIDR)
+	}
+	if dns, err := netip.ParseAddr(o.ClusterDNS); slices.Contains(o.Sets, CoreDNS) && (err != nil || !svc.Contains(dns)) {
+		return fmt.Errorf("manifests: cluster DNS address %q: want an address in the service CIDR %s", o.ClusterDNS, o.ServiceCIDR)
+	}
+	if errs := validation.IsDNS1123Subdomain(o.ClusterDomain); len(errs) > 0 {
+		return fmt.Errorf("manifests: cluster domain %q: %s", o.ClusterDomain, strings.Join(errs, "; "))
 	}
 	if len(o.UnderlayDevice) > 15 || strings.ContainsAny(o.UnderlayDevice, "/ \t\n:") {
 		return fmt.Errorf("manifests: underlay device %q is not a network device name", o.UnderlayDevice)
 	}
 	for name, img := range map[string]string{"image": o.Image, "probe image": o.ProbeImage,
-		"flannel image": o.FlannelImage, "flannel CNI plugin image": o.FlannelCNIPluginImage, "kube-proxy image": o.KubeProxyImage} {
+		"flannel image": o.FlannelImage, "flannel CNI plugin image": o.FlannelCNIPluginImage, "kube-proxy image": o.KubeProxyImage, "CoreDNS image": o.CoreDNSImage} {
 		if strings.ContainsAny(img, " \t\n\"'") {
 			return fmt.Errorf("manifests: %s %q is not an image reference", name, img)
 		}

@@ -562,3 +562,29 @@ func TestKubeProxySet(t *testing.T) {
 		t.Error("the default sets include kube-proxy")
 	}
 }
+
+func TestCoreDNSSet(t *testing.T) {
+	objs := typed(t, render(t, manifests.Options{Sets: []manifests.Set{manifests.CoreDNS}, ServiceCIDR: "10.96.0.0/16"}))
+	svc := get[*corev1.Service](t, objs, "Service kube-system/kube-dns")
+	if svc.Spec.ClusterIP != "10.96.0.10" || svc.Labels["k8s-app"] != "kube-dns" {
+		t.Errorf("kube-dns Service: clusterIP %s labels %v", svc.Spec.ClusterIP, svc.Labels)
+	}
+	d := get[*appsv1.Deployment](t, objs, "Deployment kube-system/coredns")
+	if c := d.Spec.Template.Spec.Containers[0]; c.Image != manifests.DefaultCoreDNSImage || len(c.Env) != 0 {
+		t.Errorf("coredns container %+v", c)
+	}
+	cm := get[*corev1.ConfigMap](t, objs, "ConfigMap kube-system/coredns")
+	if cf := cm.Data["Corefile"]; !strings.Contains(cf, "kubernetes cluster.local in-addr.arpa") || strings.Contains(cf, "forward") {
+		t.Errorf("Corefile answers for other than the cluster or forwards:\n%s", cf)
+	}
+	direct := typed(t, render(t, manifests.Options{Sets: []manifests.Set{manifests.CoreDNS}, APIServer: "172.30.0.2:6443"}))
+	if env := get[*appsv1.Deployment](t, direct, "Deployment kube-system/coredns").Spec.Template.Spec.Containers[0].Env; len(env) != 2 || env[0].Value != "172.30.0.2" {
+		t.Errorf("CoreDNS without the kubernetes Service: env %v", env)
+	}
+	if _, err := manifests.Render(manifests.Options{Sets: []manifests.Set{manifests.CoreDNS}, ServiceCIDR: "10.96.0.0/16", ClusterDNS: "10.0.0.10"}); err == nil {
+		t.Error("a cluster DNS address outside the service CIDR was accepted")
+	}
+	if got := manifests.DefaultClusterDNS("10.100.0.0/16"); got != "10.100.0.10" {
+		t.Errorf("DefaultClusterDNS = %s", got)
+	}
+}

@@ -74,11 +74,13 @@ func (p Provider) Create(ctx context.Context, cfg config.Config, progress io.Wri
 			{"Starting containerd and the kubelet", b.startRealNodes},
 			{"Importing images", b.importImages},
 			{"Waiting for nodes to register and get PodCIDRs", b.waitPodCIDRs},
+			{"Routing the PodCIDRs from the control plane", b.routePodCIDRs},
 		}...)
 		if !cfg.NoKubeProxy {
 			steps = append(steps, step{"Deploying kube-proxy (iptables mode, DaemonSet)", b.deployKubeProxy})
 		}
-		steps = append(steps, step{"Installing CNI " + cfg.CNI + " (DaemonSet)", b.installCNIReal})
+		steps = append(steps, step{"Installing CNI " + cfg.CNI + " (DaemonSet)", b.installCNIReal},
+			step{"Deploying CoreDNS (kube-dns)", b.deployCoreDNS})
 	} else {
 		steps = append(steps, []step{
 			{"Starting node roles", b.startNodeRoles},

@@ -16,7 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/cnilab/cnilab/lab/config"
@@ -52,24 +54,9 @@ func preflightReal(cfg config.Config) error {
 // imagesDir is where `make images` writes the images nodes import.
 func imagesDir(cfg config.Config) string { return filepath.Join(filepath.Dir(cfg.BinDir), "images") }
 
-// clusterDNS is the kube-dns Service address: the tenth of the Service
-// network, as kubeadm picks it.
-func clusterDNS(cfg config.Config) (string, error) {
-	_, n, err := net.ParseCIDR(cfg.ServiceCIDR)
-	if err != nil {
-		return "", fmt.Errorf("service CIDR %q: %w", cfg.ServiceCIDR, err)
-	}
-	ip := append(net.IP(nil), n.IP.To4()...)
-	ip[3] += 10
-	return ip.String(), nil
-}
-
 // realNode is the configuration of one real node.
 func (b *bringUp) realNode(n cni.Node) (realnode.Node, error) {
-	dns, err := clusterDNS(b.cfg)
-	if err != nil {
-		return realnode.Node{}, err
-	}
+	dns := manifests.DefaultClusterDNS(b.cfg.ServiceCIDR)
 	tools, err := filepath.Abs(b.cfg.ToolsDir)
 	if err != nil {
 		return realnode.Node{}, err
@@ -367,6 +354,69 @@ func (b *bringUp) deployKubeProxy(ctx context.Context) error {
 		return fmt.Errorf("apply the kube-proxy manifests: %w", err)
 	}
 	return b.waitKubeProxy(ctx, func(n cni.Node) string { return containerLogTail(n, "kube-system", "kube-proxy-", "kube-proxy") })
+}
+
+// routePodCIDRs gives the control plane's namespace a route to every
+// node's PodCIDR through that node, as the control-plane host of a cluster
+// has: pods reach the API server (CoreDNS, through the kubernetes Service)
+// by its own address, and its replies must find them. The routes stay
+// inside the lab's address ranges.
+func (b *bringUp) routePodCIDRs(ctx context.Context) error {
+	h, err := handleIn(b.cfg.UnderlayNetns())
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	br, err := h.LinkByName(underlayBridge)
+	if err != nil {
+		return fmt.Errorf("underlay bridge: %w", err)
+	}
+	for i := 1; i <= b.cfg.Nodes; i++ {
+		n, err := b.client.CoreV1().Nodes().Get(ctx, b.cfg.NodeName(i), metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		_, cidr, err := net.ParseCIDR(n.Spec.PodCIDR)
+		if err != nil {
+			return fmt.Errorf("node %s: PodCIDR %q: %w", n.Name, n.Spec.PodCIDR, err)
+		}
+		if err := h.RouteReplace(&netlink.Route{LinkIndex: br.Attrs().Index, Dst: cidr, Gw: b.cfg.NodeIP(i)}); err != nil {
+			return fmt.Errorf("route %s via %s: %w", cidr, b.cfg.NodeIP(i), err)
+		}
+	}
+	return nil
+}
+
+// deployCoreDNS deploys CoreDNS and the kube-dns Service (manifests set
+// coredns) at the kubelets' clusterDNS address and waits until every
+// replica is ready.
+func (b *bringUp) deployCoreDNS(ctx context.Context) error {
+	o := manifests.Options{Sets: []manifests.Set{manifests.CoreDNS}, ServiceCIDR: b.cfg.ServiceCIDR}
+	if b.cfg.NoKubeProxy {
+		o.APIServer = b.apiServer() // no kubernetes Service without kube-proxy
+	}
+	if err := b.applyManifests(ctx, o); err != nil {
+		return fmt.Errorf("apply the CoreDNS manifests: %w", err)
+	}
+	var why string
+	err := poll(ctx, 2*time.Minute, func() bool {
+		d, err := b.client.AppsV1().Deployments(metav1.NamespaceSystem).Get(ctx, "coredns", metav1.GetOptions{})
+		if err != nil {
+			why = err.Error()
+			return false
+		}
+		want := int32(1)
+		if d.Spec.Replicas != nil {
+			want = *d.Spec.Replicas
+		}
+		why = fmt.Sprintf("%d of %d replicas ready", d.Status.ReadyReplicas, want)
+		return d.Status.ReadyReplicas == want
+	})
+	if err != nil {
+		n := b.backend.Nodes(b.cfg)[0]
+		return fmt.Errorf("CoreDNS: %w: %s; on %s: %s", err, why, n.Name, containerLogTail(n, "kube-system", "coredns-", "coredns"))
+	}
+	return nil
 }
 
 // installCNIReal deploys the lab's CNI as a cluster runs it: the cnilab
