@@ -22,9 +22,9 @@ HOST_RUN ?= 1
 # KUBE_PROXY=0: labs without kube-proxy (netns and qemu providers; flannel
 # labs always run it).
 KUBE_PROXY ?= 1
-# NODE_KIND=real: real nodes (containerd and the kubelet; netns provider,
-# cnilab and cnilab-vxlan so far; kube-proxy as a DaemonSet); empty: the
-# provider's default (light).
+# NODE_KIND=real: real nodes (containerd and the kubelet; kube-proxy, CoreDNS
+# and the CNI as workloads; netns provider); empty: the provider's default
+# (light).
 NODE_KIND ?=
 
 comma := ,
@@ -103,7 +103,8 @@ e2e: build tools netns-dir $(if $(filter real,$(NODE_KIND)),images)
 # the flannel baseline, and the reliability specs (agent restarts, agent
 # down) on cnilab. `make e2e` runs the whole policy catalog. Then the
 # connectivity and services specs on real nodes (containerd and the kubelet,
-# kube-proxy and cnilab as DaemonSets), native and VXLAN.
+# kube-proxy, CoreDNS and the CNI as workloads), on cnilab native and VXLAN
+# and flannel.
 #
 # Then, on the qemu provider, the connectivity suite on cnilab with the
 # Debian 6.1 (tc attach) and 6.12 (TCX) kernels. The unit stage runs after
@@ -112,7 +113,7 @@ e2e: build tools netns-dir $(if $(filter real,$(NODE_KIND)),images)
 test: check check-generate build tools kernels unit fuzz-smoke
 	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel LABELS='connectivity || services || observability || manifests || reliability || (policy && upstream)'
 	CNILAB_ATTACH=tc $(MAKE) e2e PROVIDER=netns CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
-	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan NODE_KIND=real LABELS='connectivity || services' E2E_KEEP_REPORT=1
+	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel NODE_KIND=real LABELS='connectivity || services' E2E_KEEP_REPORT=1
 	$(MAKE) e2e PROVIDER=qemu HOST_RUN=0 KERNELS="$(KERNELS)" CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
 
 # Performance, measured and never asserted: pod→pod TCP_STREAM, TCP_RR,

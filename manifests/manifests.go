@@ -125,6 +125,13 @@ type Options struct {
 	// picks it); ClusterDomain the cluster's DNS domain (cluster.local).
 	ClusterDNS, ClusterDomain           string
 	FlannelImage, FlannelCNIPluginImage string
+	// FlannelIface is flanneld's --iface (empty: flanneld picks the device
+	// of the default route, which lab nodes do not have).
+	FlannelIface string
+	// FlannelNoCNIPlugin leaves out the init containers that install
+	// flannel's CNI plugin and its conflist (the plugin's image is not built
+	// here); whoever deploys writes the node's conflist from subnet.env.
+	FlannelNoCNIPlugin bool
 	// ImagePullPolicy of every container (default IfNotPresent, which also
 	// uses images loaded into kind nodes).
 	ImagePullPolicy string
@@ -234,8 +241,10 @@ func (o Options) validate() error {
 	if errs := validation.IsDNS1123Subdomain(o.ClusterDomain); len(errs) > 0 {
 		return fmt.Errorf("manifests: cluster domain %q: %s", o.ClusterDomain, strings.Join(errs, "; "))
 	}
-	if len(o.UnderlayDevice) > 15 || strings.ContainsAny(o.UnderlayDevice, "/ \t\n:") {
-		return fmt.Errorf("manifests: underlay device %q is not a network device name", o.UnderlayDevice)
+	for _, dev := range []string{o.UnderlayDevice, o.FlannelIface} {
+		if len(dev) > 15 || strings.ContainsAny(dev, "/ \t\n:\"") {
+			return fmt.Errorf("manifests: device %q is not a network device name", dev)
+		}
 	}
 	for name, img := range map[string]string{"image": o.Image, "probe image": o.ProbeImage,
 		"flannel image": o.FlannelImage, "flannel CNI plugin image": o.FlannelCNIPluginImage, "kube-proxy image": o.KubeProxyImage, "CoreDNS image": o.CoreDNSImage} {

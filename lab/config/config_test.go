@@ -33,7 +33,6 @@ func TestValidate(t *testing.T) {
 		{"qemu with another datapath build", func(c *Config) { c.CNI, c.Provider, c.DatapathBinDir = "cnilab", "qemu", "/old/bin" }, "runs only in a cnilab lab of the netns provider"},
 		{"unknown node kind", func(c *Config) { c.NodeKind = "heavy" }, `unknown node kind "heavy"`},
 		{"real nodes in qemu", func(c *Config) { c.Provider, c.NodeKind = "qemu", NodeKindReal }, "real nodes run on the netns provider only"},
-		{"real flannel nodes", func(c *Config) { c.NodeKind = NodeKindReal }, "real nodes run cnilab and cnilab-vxlan only so far"},
 		{"flannel without kube-proxy", func(c *Config) { c.CNI, c.NoKubeProxy = "flannel", true }, "a flannel lab always runs kube-proxy"},
 	}
 	for _, tc := range cases {

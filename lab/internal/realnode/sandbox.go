@@ -10,7 +10,7 @@ import (
 // runtime's and the kubelet's state, the node's /run (sockets, pod network
 // namespaces), CNI configuration and plugins, logs, and cnilab's state.
 var nodeDirs = []string{
-	"/var/lib/kubelet", "/var/lib/containerd", "/var/lib/cnilab", "/var/log",
+	"/var/lib/kubelet", "/var/lib/containerd", "/var/lib/cnilab", "/var/lib/cni", "/var/log",
 	"/run", "/etc/containerd", "/etc/kubernetes", "/etc/cni/net.d", "/opt/cni/bin",
 }
 

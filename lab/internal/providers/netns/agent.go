@@ -99,10 +99,16 @@ func (c *Cluster) AgentSocket(node string) (string, error) {
 	return cni.AgentSocket(cni.Node{Name: node, Dir: NodeDir(c.cfg, node)}), nil
 }
 
-// agentPodLabel selects the cnilab DaemonSet's pods (manifests/cnilab).
-const agentPodLabel = "app.kubernetes.io/name=cnilab-agent"
+// agentPods says where a CNI's DaemonSet pods are: their namespace and
+// label selector (manifests/cnilab, manifests/flannel).
+func agentPods(cniName string) (namespace, selector string) {
+	if cniName == "flannel" {
+		return "kube-flannel", "app=flannel"
+	}
+	return metav1.NamespaceSystem, "app.kubernetes.io/name=cnilab-agent"
+}
 
-// restartAgentPod restarts node's cnilab agent on a real node as a cluster
+// restartAgentPod restarts node's CNI agent on a real node as a cluster
 // operator does: it deletes the node's DaemonSet pod (at once for SIGKILL,
 // with the pod's grace period otherwise) and waits until the DaemonSet's
 // new pod there is Ready.
@@ -111,7 +117,8 @@ func (c *Cluster) restartAgentPod(ctx context.Context, node string, sig syscall.
 	if err != nil {
 		return err
 	}
-	old, err := agentPod(ctx, client, node)
+	ns, sel := agentPods(c.cfg.CNI)
+	old, err := agentPod(ctx, client, ns, sel, node)
 	if err != nil {
 		return err
 	}
@@ -124,7 +131,7 @@ func (c *Cluster) restartAgentPod(ctx context.Context, node string, sig syscall.
 	}
 	var why string
 	err = poll(ctx, 2*time.Minute, func() bool {
-		p, err := agentPod(ctx, client, node)
+		p, err := agentPod(ctx, client, ns, sel, node)
 		switch {
 		case err != nil:
 			why = err.Error()
@@ -143,9 +150,9 @@ func (c *Cluster) restartAgentPod(ctx context.Context, node string, sig syscall.
 	return nil
 }
 
-// agentPod is the cnilab DaemonSet's pod on node.
-func agentPod(ctx context.Context, client kubernetes.Interface, node string) (*corev1.Pod, error) {
-	pods, err := client.CoreV1().Pods(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{LabelSelector: agentPodLabel, FieldSelector: "spec.nodeName=" + node})
+// agentPod is the CNI DaemonSet's pod (namespace, label selector) on node.
+func agentPod(ctx context.Context, client kubernetes.Interface, namespace, selector, node string) (*corev1.Pod, error) {
+	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector, FieldSelector: "spec.nodeName=" + node})
 	if err != nil {
 		return nil, fmt.Errorf("agent pod on %s: %w", node, err)
 	}
@@ -154,7 +161,7 @@ func agentPod(ctx context.Context, client kubernetes.Interface, node string) (*c
 			return &pods.Items[i], nil
 		}
 	}
-	return nil, fmt.Errorf("no cnilab agent pod on %s", node)
+	return nil, fmt.Errorf("no pod %s in %s on %s", selector, namespace, node)
 }
 
 func podReady(p *corev1.Pod) bool {

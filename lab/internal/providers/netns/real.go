@@ -431,8 +431,10 @@ func (b *bringUp) installCNIReal(ctx context.Context) error {
 		o.RoutingMode = "native"
 	case "cnilab-vxlan":
 		o.RoutingMode = "vxlan"
+	case "flannel":
+		return b.installFlannelReal(ctx)
 	default:
-		return fmt.Errorf("CNI %s on real nodes is not supported yet", b.cfg.CNI)
+		return fmt.Errorf("CNI %s on real nodes is not supported", b.cfg.CNI)
 	}
 	if !hasBoundingCap(unix.CAP_SYS_RESOURCE) {
 		// A sandbox's runtime cannot grant what this machine withholds.
@@ -446,6 +448,45 @@ func (b *bringUp) installCNIReal(ctx context.Context) error {
 		conf := filepath.Join(n.ConfDir, "05-cnilab.conflist")
 		if err := poll(ctx, 3*time.Minute, func() bool { _, err := os.Stat(conf); return err == nil }); err != nil {
 			return fmt.Errorf("cnilab on %s: no CNI configuration after 3m0s: %w; %s", n.Name, err, containerLogTail(n, "kube-system", "cnilab-agent-", "agent"))
+		}
+	}
+	return nil
+}
+
+// installFlannelReal deploys flannel as its DaemonSet (manifests/flannel,
+// flanneld reaching the API server through the kubernetes Service, that is
+// kube-proxy). Flannel's CNI plugin is not built here, so instead of its
+// init containers the lab writes each node's conflist from the subnet.env
+// flanneld writes there: the bridge, host-local and portmap delegation the
+// plugin would make (cni.FlannelConflist), as on light nodes.
+func (b *bringUp) installFlannelReal(ctx context.Context) error {
+	o := manifests.Options{Sets: []manifests.Set{manifests.Flannel}, ClusterCIDR: b.cfg.ClusterCIDR, ServiceCIDR: b.cfg.ServiceCIDR,
+		FlannelIface: "eth0", FlannelNoCNIPlugin: true}
+	if err := b.applyManifests(ctx, o); err != nil {
+		return fmt.Errorf("apply the flannel manifests: %w", err)
+	}
+	for _, n := range b.backend.Nodes(b.cfg) {
+		path := filepath.Join(n.Dir, "run", "flannel", "subnet.env")
+		var senv cni.SubnetEnv
+		var perr error
+		err := poll(ctx, 3*time.Minute, func() bool {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				perr = err
+				return false
+			}
+			senv, perr = cni.ParseSubnetEnv(string(data))
+			return perr == nil
+		})
+		if err != nil {
+			return fmt.Errorf("flannel on %s: no subnet.env: %w (%v); %s", n.Name, err, perr, containerLogTail(n, "kube-flannel", "kube-flannel-ds-", "kube-flannel"))
+		}
+		conf, err := cni.FlannelConflist(senv, "/var/lib/cni/networks")
+		if err != nil {
+			return fmt.Errorf("flannel on %s: %w", n.Name, err)
+		}
+		if err := os.WriteFile(filepath.Join(n.ConfDir, "10-flannel.conflist"), conf, 0o644); err != nil {
+			return fmt.Errorf("flannel on %s: %w", n.Name, err)
 		}
 	}
 	return nil
