@@ -37,6 +37,12 @@ var _ = Describe("Agent down", Label("failclosed", "reliability"), func() {
 		if !ok {
 			Skip("provider " + cluster.Provider() + " cannot stop and start node agents")
 		}
+		if env.NodeKind == "real" {
+			// The agent is a DaemonSet pod there, and the kubelet reports a
+			// failed CNI ADD as events, not as the pod's status: neither the
+			// stop nor the check is written for real nodes yet.
+			Skip("stopping one node's agent on real nodes is not written yet")
+		}
 		socks, ok := cluster.(lab.AgentSocketer)
 		if !ok {
 			Skip("provider " + cluster.Provider() + " cannot reach the agents' sockets")
