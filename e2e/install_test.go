@@ -33,6 +33,12 @@ var _ = Describe("cnilab install", Label("manifests", "install"), func() {
 		if !ok {
 			Skip("provider " + cluster.Provider() + " cannot restart the agents")
 		}
+		if env.NodeKind == "real" {
+			// There the lab's CNI is this very DaemonSet, installed with the
+			// lab's API server address and capabilities; the spec would
+			// replace it with the defaults and its clean-up would remove it.
+			Skip("on real nodes the lab's own agents are the DaemonSet this spec installs and removes; not written for them yet")
+		}
 		bin, _, _ := config.FindBinDirs()
 		cli := filepath.Join(bin, "cnilab")
 		mode, other := "native", "vxlan"
