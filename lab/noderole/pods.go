@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 
+	"github.com/cnilab/cnilab/lab/internal/kube"
 	"github.com/cnilab/cnilab/lab/internal/netns"
 )
 
@@ -197,12 +198,7 @@ func podStatusCurrent(pod *corev1.Pod, sb *sandbox) bool {
 	if pod.Status.Phase != corev1.PodRunning || len(sb.IPs) == 0 || pod.Status.PodIP != sb.IPs[0] {
 		return false
 	}
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+	return kube.PodReady(pod)
 }
 
 func (m *podManager) writeRunning(ctx context.Context, pod *corev1.Pod, sb *sandbox) error {

@@ -43,6 +43,16 @@ func NodeReady(n *corev1.Node) bool {
 	return false
 }
 
+// PodReady reports the pod's Ready condition.
+func PodReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
 // ListNodes lists the cluster's nodes, sorted by name.
 func ListNodes(ctx context.Context, c kubernetes.Interface) ([]Node, error) {
 	l, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})

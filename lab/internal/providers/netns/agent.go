@@ -12,6 +12,7 @@ import (
 
 	"github.com/cnilab/cnilab/datapath/api"
 	"github.com/cnilab/cnilab/lab/internal/cni"
+	"github.com/cnilab/cnilab/lab/internal/kube"
 )
 
 // agentDaemon names the process of a node's CNI agent.
@@ -137,7 +138,7 @@ func (c *Cluster) restartAgentPod(ctx context.Context, node string, sig syscall.
 			why = err.Error()
 		case p.UID == old.UID:
 			why = "the old pod " + p.Name + " is still there"
-		case !podReady(p):
+		case !kube.PodReady(p):
 			why = "the new pod " + p.Name + " is not Ready"
 		default:
 			return true
@@ -162,13 +163,4 @@ func agentPod(ctx context.Context, client kubernetes.Interface, namespace, selec
 		}
 	}
 	return nil, fmt.Errorf("no pod %s in %s on %s", selector, namespace, node)
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

@@ -13,13 +13,13 @@ import (
 	"strconv"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/cnilab/cnilab/lab/config"
 	"github.com/cnilab/cnilab/lab/internal/cni"
 	"github.com/cnilab/cnilab/lab/internal/controlplane"
+	"github.com/cnilab/cnilab/lab/internal/kube"
 	"github.com/cnilab/cnilab/lab/internal/kubeproxy"
 	labns "github.com/cnilab/cnilab/lab/internal/netns"
 	"github.com/cnilab/cnilab/lab/internal/proc"
@@ -431,7 +431,7 @@ func (b *bringUp) waitReady(ctx context.Context) error {
 				why = err.Error()
 				return false
 			}
-			if !nodeReady(n) {
+			if !kube.NodeReady(n) {
 				why = n.Name + " is not Ready"
 				return false
 			}
@@ -448,15 +448,6 @@ func (b *bringUp) waitReady(ctx context.Context) error {
 		return fmt.Errorf("%w: %s", err, why)
 	}
 	return nil
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // poll calls done every 250ms until it returns true, ctx ends or timeout passes.

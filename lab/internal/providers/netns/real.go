@@ -228,11 +228,16 @@ func tail(path string, n int) string {
 	if err != nil {
 		return "    (" + err.Error() + ")"
 	}
+	return "    " + strings.Join(LastLines(data, n), "\n    ")
+}
+
+// LastLines is the last n lines of a log's contents.
+func LastLines(data []byte, n int) []string {
 	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return "    " + strings.Join(lines, "\n    ")
+	return lines
 }
 
 // removeCgroups kills whatever is left in the cgroup path (below every

@@ -18,6 +18,7 @@ import (
 	"github.com/cnilab/cnilab/lab/internal/initramfs"
 	labns "github.com/cnilab/cnilab/lab/internal/netns"
 	"github.com/cnilab/cnilab/lab/internal/proc"
+	nsprovider "github.com/cnilab/cnilab/lab/internal/providers/netns"
 )
 
 const qemuBinary = "qemu-system-x86_64"
@@ -277,11 +278,7 @@ func consoleTail(cfg config.Config, node string) string {
 		if err != nil && !errors.Is(err, os.ErrNotExist) || len(b) == 0 {
 			continue
 		}
-		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-		if len(lines) > 12 {
-			lines = lines[len(lines)-12:]
-		}
-		parts = append(parts, fmt.Sprintf("\n--- last lines of %s ---\n%s", p, strings.Join(lines, "\n")))
+		parts = append(parts, fmt.Sprintf("\n--- last lines of %s ---\n%s", p, strings.Join(nsprovider.LastLines(b, 12), "\n")))
 	}
 	return strings.Join(parts, "")
 }
