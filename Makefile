@@ -113,7 +113,7 @@ e2e: build tools netns-dir $(if $(filter real,$(NODE_KIND)),images)
 test: check check-generate build tools kernels unit fuzz-smoke
 	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel LABELS='connectivity || services || observability || manifests || reliability || (policy && upstream)'
 	CNILAB_ATTACH=tc $(MAKE) e2e PROVIDER=netns CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
-	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel NODE_KIND=real LABELS='connectivity || services' E2E_KEEP_REPORT=1
+	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel NODE_KIND=real LABELS='connectivity || services || manifests' E2E_KEEP_REPORT=1
 	$(MAKE) e2e PROVIDER=qemu HOST_RUN=0 KERNELS="$(KERNELS)" CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
 
 # Performance, measured and never asserted: pod→pod TCP_STREAM, TCP_RR,

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
+	"slices"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -24,6 +26,7 @@ type isolatedServer struct {
 	ns     string
 	nodes  []string
 	target string // server's pod IP, port 80
+	podIPs []string
 }
 
 // newIsolatedServer creates the namespace (removed after the spec), the
@@ -64,6 +67,9 @@ func newIsolatedServer(ctx context.Context, prefix string) isolatedServer {
 	_, err = client.NetworkingV1().NetworkPolicies(w.ns).Create(ctx, np, metav1.CreateOptions{})
 	Expect(err).NotTo(HaveOccurred())
 	w.target = net.JoinHostPort(pods["server"].Status.PodIP, "80")
+	for _, p := range pods {
+		w.podIPs = append(w.podIPs, p.Status.PodIP)
+	}
 	Eventually(func() bool {
 		r, err := Probe(ctx, cluster, From{Namespace: w.ns, Pod: "denied"}, probe.TCP, w.target, time.Second)
 		return err == nil && !r.Success
@@ -153,18 +159,55 @@ func expectStillDenied(denied <-chan probe.AwaitResult, during string) {
 
 // agentMaps returns the entry count of every state map of every node's
 // agent.
+// conntrackOf lists, per node, the tracked connections from or to any of
+// ips ("tcp 10.244.1.5:43210 → 10.244.2.7:80").
+func conntrackOf(ctx context.Context, socks lab.AgentSocketer, nodes, ips []string) (map[string][]string, error) {
+	clients, err := agentClients(socks, nodes)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, n := range nodes {
+		entries, err := clients[n].Conntrack(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("conntrack of %s: %w", n, err)
+		}
+		for _, e := range entries {
+			src, _ := netip.ParseAddrPort(e.Src)
+			dst, _ := netip.ParseAddrPort(e.Dst)
+			if slices.Contains(ips, src.Addr().String()) || slices.Contains(ips, dst.Addr().String()) {
+				out[n] = append(out[n], fmt.Sprintf("%s %s → %s", e.Proto, e.Src, e.Dst))
+			}
+		}
+	}
+	return out, nil
+}
+
 func agentMaps(ctx context.Context, socks lab.AgentSocketer, nodes []string) (map[string]map[string]int, error) {
+	clients, err := agentClients(socks, nodes)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]map[string]int{}
+	for _, n := range nodes {
+		m, err := clients[n].MapEntries(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("maps of %s: %w", n, err)
+		}
+		out[n] = m
+	}
+	return out, nil
+}
+
+// agentClients are the API clients of the nodes' agents, by node.
+func agentClients(socks lab.AgentSocketer, nodes []string) (map[string]*api.Client, error) {
+	out := map[string]*api.Client{}
 	for _, n := range nodes {
 		sock, err := socks.AgentSocket(n)
 		if err != nil {
 			return nil, err
 		}
-		m, err := api.NewClient(sock).MapEntries(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("maps of %s: %w", n, err)
-		}
-		out[n] = m
+		out[n] = api.NewClient(sock)
 	}
 	return out, nil
 }

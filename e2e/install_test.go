@@ -1,16 +1,18 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
+	"net"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/cnilab/cnilab/lab"
@@ -18,12 +20,15 @@ import (
 	"github.com/cnilab/cnilab/manifests"
 )
 
-// `cnilab install` against the lab: the manifests are applied for real and
-// the command waits for every node's agent to report, ready and in the
-// requested routing mode, after the install began. A lab's agents are the
-// lab's own processes, not the DaemonSet's pods (lab nodes run no images),
-// so the spec restarts them, as a rollout would, and checks that install
-// sees them come back; and that it refuses agents in another routing mode.
+// `cnilab install` against the lab: the chart is rendered (printed with
+// --dry-run=client, checked by the API server with --dry-run) and applied
+// for real, and the command waits for every node's agent to report, ready
+// and in the requested routing mode, after the install began. The spec
+// restarts the agents meanwhile, as a rollout would, and checks that install
+// sees them come back. On light nodes the agents are the lab's own
+// processes (light nodes run no images) and the spec also checks that
+// install refuses agents in another routing mode; on real nodes they are the
+// DaemonSet's pods.
 var _ = Describe("cnilab install", Label("manifests", "install"), func() {
 	It("applies the manifests and waits for fresh agent reports in its routing mode", func(ctx SpecContext) {
 		if ok, why := runsCnilab(); !ok || cluster.CNI() == config.ExistingCNI {
@@ -33,11 +38,16 @@ var _ = Describe("cnilab install", Label("manifests", "install"), func() {
 		if !ok {
 			Skip("provider " + cluster.Provider() + " cannot restart the agents")
 		}
-		if env.NodeKind == "real" {
-			// There the lab's CNI is this very DaemonSet, installed with the
-			// lab's API server address and capabilities; the spec would
-			// replace it with the defaults and its clean-up would remove it.
-			Skip("on real nodes the lab's own agents are the DaemonSet this spec installs and removes; not written for them yet")
+		// On real nodes the lab's agents are this very DaemonSet, installed
+		// from the chart with the lab's API server address and
+		// capabilities: the spec installs it again with those settings (an
+		// apply that changes nothing, then a restart as a rollout does) and
+		// leaves it in place. On light nodes the DaemonSet runs no pod: the
+		// lab's own agents report, and the spec removes what it applied.
+		real := env.NodeKind == "real"
+		var labArgs []string
+		if real {
+			labArgs = labInstallArgs(ctx)
 		}
 		bin, _, _ := config.FindBinDirs()
 		cli := filepath.Join(bin, "cnilab")
@@ -45,18 +55,19 @@ var _ = Describe("cnilab install", Label("manifests", "install"), func() {
 		if cluster.CNI() == "cnilab-vxlan" {
 			mode, other = other, mode
 		}
-		run := func(ctx context.Context, args ...string) (int, string) {
-			cmd := exec.CommandContext(ctx, cli, append([]string{"install", "--kubeconfig", cluster.Kubeconfig()}, args...)...)
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			err := cmd.Run()
+		install := func(ctx context.Context, args ...string) (int, string) {
+			args = append(append([]string{"install", "--kubeconfig", cluster.Kubeconfig()}, labArgs...), args...)
+			out, err := run(ctx, nil, cli, args...)
 			if ee, ok := err.(*exec.ExitError); ok {
-				return ee.ExitCode(), out.String()
+				return ee.ExitCode(), out
 			}
 			Expect(err).NotTo(HaveOccurred())
-			return 0, out.String()
+			return 0, out
 		}
 		DeferCleanup(func(ctx SpecContext) {
+			if real {
+				return
+			}
 			c, err := cluster.Client()
 			Expect(err).NotTo(HaveOccurred())
 			ns := manifests.DefaultNamespace
@@ -67,7 +78,11 @@ var _ = Describe("cnilab install", Label("manifests", "install"), func() {
 			_ = c.RbacV1().ClusterRoles().Delete(ctx, "cnilab-agent", metav1.DeleteOptions{})
 		})
 
-		code, out := run(ctx, "--dry-run", "--mode", mode)
+		code, out := install(ctx, "--dry-run=client", "--mode", mode)
+		Expect(code).To(Equal(0), out)
+		Expect(out).To(ContainSubstring("kind: DaemonSet"))
+		Expect(out).To(ContainSubstring("routing-mode: " + mode))
+		code, out = install(ctx, "--dry-run", "--mode", mode)
 		Expect(code).To(Equal(0), out)
 		Expect(out).To(ContainSubstring("DaemonSet kube-system/cnilab-agent accepted (dry run)"))
 
@@ -78,7 +93,7 @@ var _ = Describe("cnilab install", Label("manifests", "install"), func() {
 		go func() {
 			defer GinkgoRecover()
 			defer close(done)
-			installCode, installOut = run(ctx, "--mode", mode, "--timeout", "2m")
+			installCode, installOut = install(ctx, "--mode", mode, "--timeout", "2m")
 		}()
 		time.Sleep(3 * time.Second) // applied, waiting
 		for _, n := range cluster.Nodes() {
@@ -90,8 +105,12 @@ var _ = Describe("cnilab install", Label("manifests", "install"), func() {
 		Expect(installOut).To(ContainSubstring("agents ready"))
 		Expect(strings.Count(installOut, " ready ")).To(BeNumerically(">=", len(cluster.Nodes())), installOut)
 
+		if real {
+			// There, applying the other mode would roll the agents into it.
+			return
+		}
 		By("refusing agents in another routing mode")
-		code, out = run(ctx, "--mode", other, "--timeout", "10s")
+		code, out = install(ctx, "--mode", other, "--timeout", "10s")
 		Expect(code).To(Equal(1), out)
 		Expect(out).To(ContainSubstring("runs another routing mode than " + other))
 	})
@@ -102,4 +121,36 @@ func or(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// labInstallArgs are the `cnilab install` flags that reproduce the settings
+// the lab installed its DaemonSet with: the API server the agents reach
+// without the kubernetes Service, and whether they may have CAP_SYS_RESOURCE.
+func labInstallArgs(ctx context.Context) []string {
+	c, err := cluster.Client()
+	Expect(err).NotTo(HaveOccurred())
+	ds, err := c.AppsV1().DaemonSets(manifests.DefaultNamespace).Get(ctx, "cnilab-agent", metav1.GetOptions{})
+	Expect(err).NotTo(HaveOccurred(), "the lab's cnilab DaemonSet")
+	var args []string
+	for _, ctr := range ds.Spec.Template.Spec.Containers {
+		if ctr.Name != "agent" {
+			continue
+		}
+		var host, port string
+		for _, e := range ctr.Env {
+			switch e.Name {
+			case "KUBERNETES_SERVICE_HOST":
+				host = e.Value
+			case "KUBERNETES_SERVICE_PORT":
+				port = e.Value
+			}
+		}
+		if host != "" {
+			args = append(args, "--api-server", net.JoinHostPort(host, port))
+		}
+		if sc := ctr.SecurityContext; sc != nil && sc.Capabilities != nil && !slices.Contains(sc.Capabilities.Add, corev1.Capability("SYS_RESOURCE")) {
+			args = append(args, "--memlock-capability=false")
+		}
+	}
+	return args
 }

@@ -11,15 +11,16 @@
 //   - kube-proxy: kube-proxy in iptables mode as kubeadm deploys it (only
 //     when asked for: it needs the API server's address).
 //
-// The YAML files are text/template templates embedded in the binary; Render
-// executes them and returns the objects in apply order (namespaces first).
+// cnilab and flannel are Helm charts (charts/cnilab, charts/flannel: the
+// source `helm template` reads too), rendered with Helm's own engine and
+// values schema; the lab's other sets are text/template templates. All are
+// embedded in the binary; Render returns the objects in apply order
+// (namespaces first).
 package manifests
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,7 +39,9 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
-//go:embed cnilab/*.yaml coredns/*.yaml flannel/*.yaml kube-proxy/*.yaml workload/*.yaml
+// The sets that are not charts: text/template templates.
+//
+//go:embed coredns/*.yaml kube-proxy/*.yaml workload/*.yaml
 var files embed.FS
 
 // Set is one group of manifests: a directory of this package.
@@ -170,8 +173,6 @@ func (m model) PortList() string {
 type data struct {
 	Options
 	APIServerHost, APIServerPort string
-	MetricsHost, MetricsPort     string
-	ConfigHash                   string
 	Model                        model
 }
 
@@ -285,9 +286,6 @@ func (o Options) data() data {
 	if o.APIServer != "" {
 		d.APIServerHost, d.APIServerPort, _ = net.SplitHostPort(o.APIServer)
 	}
-	d.MetricsHost, d.MetricsPort, _ = net.SplitHostPort(MetricsAddress)
-	sum := sha256.Sum256([]byte(strings.Join([]string{o.RoutingMode, o.ClusterCIDR, o.UnderlayDevice, o.ServiceCIDR}, "\n")))
-	d.ConfigHash = hex.EncodeToString(sum[:8])
 	return d
 }
 
@@ -317,6 +315,14 @@ func Render(opts Options) ([]*unstructured.Unstructured, error) {
 		if !slices.Contains(o.Sets, set) {
 			continue
 		}
+		if r, ok := o.chartRelease(set); ok {
+			objs, err := RenderChart(r)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, objs...)
+			continue
+		}
 		names, err := Files(set)
 		if err != nil {
 			return nil, err
@@ -332,7 +338,8 @@ func Render(opts Options) ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-// Files lists the embedded template files of a set, in render order.
+// Files lists the embedded template files of a set that is not a chart, in
+// render order.
 func Files(set Set) ([]string, error) {
 	names, err := fs.Glob(files, string(set)+"/*.yaml")
 	if err != nil {

@@ -2,7 +2,7 @@
 # tools/build.sh [TOOL...] — build the third-party binaries the lab runs, once.
 #
 # Tools: kubernetes, agnhost, containerd, runc, coredns, flannel, cni-plugins,
-# etcd, actionlint (no arguments: all of them).
+# etcd, actionlint, helm (no arguments: all of them).
 #
 #   kubernetes   kube-apiserver, kube-controller-manager, kube-scheduler,
 #                kube-proxy, kubelet, kubectl                            -> _output/tools/bin/
@@ -15,6 +15,7 @@
 #   cni-plugins  bridge, host-local, loopback, portmap                   -> _output/tools/cni/bin/
 #   etcd         symlinks to Debian's etcd-server (/usr/bin/etcd)        -> _output/tools/bin/
 #   actionlint   actionlint (lints .github/workflows, make lint-workflows) -> _output/tools/bin/
+#   helm         helm (lints and templates manifests/charts in make test) -> _output/tools/bin/
 #
 # Each Go tool is built from its own module under tools/<tool>/ (agnhost from
 # tools/kubernetes) and cached: the stamp _output/tools/stamps/<tool> holds a
@@ -34,7 +35,7 @@ CNI_BIN_DIR="$OUT/cni/bin"
 STAMP_DIR="$OUT/stamps"
 LOG_DIR="$OUT/logs"
 HEARTBEAT_SECONDS=60
-ALL_TOOLS=(kubernetes agnhost containerd runc coredns flannel cni-plugins etcd actionlint)
+ALL_TOOLS=(kubernetes agnhost containerd runc coredns flannel cni-plugins etcd actionlint helm)
 
 # The tool modules are standalone; never let a go.work elsewhere take over.
 export GOWORK=off
@@ -241,6 +242,17 @@ describe_tool() {
 		T_PKGS=(github.com/rhysd/actionlint/cmd/actionlint)
 		T_BINS=("$BIN_DIR/actionlint")
 		T_ETA="~1 min"
+		;;
+	helm)
+		T_DIR="$ROOT/tools/helm"
+		T_VERSION="$(module_version "$T_DIR" helm.sh/helm/v4)"
+		# As upstream's Makefile: pure Go, the version stamped in.
+		T_ENV=(CGO_ENABLED=0)
+		T_FLAGS=(-trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$T_VERSION -X helm.sh/helm/v4/internal/version.gitCommit=$(module_sum "$T_DIR" helm.sh/helm/v4 "$T_VERSION")")
+		T_OUT="$BIN_DIR/helm"
+		T_PKGS=(helm.sh/helm/v4/cmd/helm)
+		T_BINS=("$BIN_DIR/helm")
+		T_ETA="~6 min"
 		;;
 	*)
 		die "unknown tool '$1' (tools: ${ALL_TOOLS[*]})"

@@ -31,7 +31,7 @@ which ctr -n k8s.io images import (or docker load) names by its reference,
 and DIR/images.json listing each image's reference, digest and files. An
 image is rebuilt only when one of its inputs changed. Images:
 
-  cnilab        the agent and the CNI plugin (manifests/cnilab)
+  cnilab        the agent and the CNI plugin (manifests/charts/cnilab)
   cnilab-probe  the test workload's probe (manifests/workload)
   agnhost       the e2e framework's agnhost, without its alpine userland
   pause         the sandbox image, from cnilab-pause

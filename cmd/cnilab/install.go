@@ -1,10 +1,15 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 
 	"github.com/cnilab/cnilab/lab"
 	"github.com/cnilab/cnilab/lab/config"
@@ -14,26 +19,38 @@ import (
 func installCommand() *cobra.Command {
 	var kubeconfig, name string
 	var o manifests.Options
-	var dryRun, wait bool
+	var dryRun, output string
+	var wait, memlock bool
 	var timeout time.Duration
 	c := &cobra.Command{
-		Use:   "install [--kubeconfig PATH] [--mode native|vxlan] [--dry-run] [--wait=false]",
+		Use:   "install [--kubeconfig PATH] [--mode native|vxlan] [--dry-run[=server|client] [-o yaml|json]] [--wait=false]",
 		Short: "Apply the cnilab DaemonSet, RBAC and configuration to a cluster and wait for every node's agent",
-		Long: `Render the cnilab manifests (manifests/cnilab) with the given routing mode,
-cluster CIDR and image, server-side apply them to the cluster, and wait until
-every node's agent publishes that it is ready in that routing mode (what
-'cnilab status --wait' shows). With --dry-run the API server checks every
-object and keeps none.
+		Long: `Render the cnilab Helm chart (manifests/charts/cnilab, with Helm's engine and
+the chart's values schema) with the given routing mode, cluster CIDR and
+image, server-side apply it to the cluster, and wait until every node's agent
+publishes that it is ready in that routing mode (what 'cnilab status --wait'
+shows). With --dry-run (or --dry-run=server) the API server checks every
+object and keeps none; with --dry-run=client nothing is sent and the rendered
+manifests are printed (-o yaml, the default, or -o json), as
+'helm template manifests/charts/cnilab' prints them.
 
 The cluster's nodes must be able to run the cnilab image (make images, then
 load or push it) and must not run another CNI.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Sets = []manifests.Set{manifests.Cnilab}
+			o.NoMemlockCapability = !memlock
+			if err := checkDryRun(dryRun, output); err != nil {
+				return usageError{err}
+			}
 			objs, err := manifests.Render(o)
 			if err != nil {
 				return usageError{err}
 			}
+			if dryRun == "client" {
+				return printObjects(cmd.OutOrStdout(), objs, output)
+			}
+			server := dryRun == "server"
 			path := kubeconfigPath(kubeconfig, name)
 			client, err := statusClient(kubeconfig, name)
 			if err != nil {
@@ -41,17 +58,17 @@ load or push it) and must not run another CNI.`,
 			}
 			out := cmd.OutOrStdout()
 			start := time.Now().Add(-time.Second)
-			if err := lab.ApplyManifests(cmd.Context(), path, objs, dryRun); err != nil {
+			if err := lab.ApplyManifests(cmd.Context(), path, objs, server); err != nil {
 				return err
 			}
 			for _, u := range objs {
 				verb := "applied"
-				if dryRun {
+				if server {
 					verb = "accepted (dry run)"
 				}
 				fmt.Fprintf(out, "%s %s\n", manifests.Ref(u), verb)
 			}
-			if dryRun || !wait {
+			if server || !wait {
 				return nil
 			}
 			mode := o.RoutingMode
@@ -86,7 +103,10 @@ load or push it) and must not run another CNI.`,
 	f.StringVar(&o.Namespace, "namespace", manifests.DefaultNamespace, "namespace of the DaemonSet and its objects")
 	f.StringVar(&o.UnderlayDevice, "underlay-device", manifests.DefaultUnderlayDevice, "each node's device toward the other nodes")
 	f.StringVar(&o.APIServer, "api-server", "", "host:port of the API server for the agents, where the kubernetes Service is not reachable from the host network")
-	f.BoolVar(&dryRun, "dry-run", false, "have the API server check every object and keep none")
+	f.StringVar(&dryRun, "dry-run", "none", "server: have the API server check every object and keep none; client: print the rendered manifests and send nothing")
+	f.Lookup("dry-run").NoOptDefVal = "server"
+	f.StringVarP(&output, "output", "o", "", "with --dry-run=client: yaml (default) or json")
+	f.BoolVar(&memlock, "memlock-capability", true, "give the agents CAP_SYS_RESOURCE (lifts RLIMIT_MEMLOCK on kernels before 5.11); false where the runtime cannot grant it")
 	f.BoolVar(&wait, "wait", true, "wait until every agent is ready")
 	f.DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait")
 	return c
@@ -107,4 +127,47 @@ func wrongMode(rows []statusRow, mode string) string {
 		}
 	}
 	return ""
+}
+
+// checkDryRun checks --dry-run and --output together.
+func checkDryRun(dryRun, output string) error {
+	switch dryRun {
+	case "none", "server", "client":
+	default:
+		return fmt.Errorf("--dry-run=%s: want server or client", dryRun)
+	}
+	if output != "" && dryRun != "client" {
+		return errors.New("--output prints the rendered manifests: it needs --dry-run=client")
+	}
+	if output != "" && output != "yaml" && output != "json" {
+		return fmt.Errorf("--output %s: want yaml or json", output)
+	}
+	return nil
+}
+
+// printObjects writes objs as a YAML stream (documents separated by ---)
+// or, for json, as a v1 List.
+func printObjects(w io.Writer, objs []*unstructured.Unstructured, output string) error {
+	if output == "json" {
+		items := make([]any, len(objs))
+		for i, u := range objs {
+			items[i] = u.Object
+		}
+		b, err := json.MarshalIndent(map[string]any{"apiVersion": "v1", "kind": "List", "items": items}, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	for _, u := range objs {
+		b, err := yaml.Marshal(u.Object)
+		if err != nil {
+			return fmt.Errorf("%s: %w", manifests.Ref(u), err)
+		}
+		if _, err := fmt.Fprintf(w, "---\n%s", b); err != nil {
+			return err
+		}
+	}
+	return nil
 }

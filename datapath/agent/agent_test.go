@@ -22,6 +22,7 @@ import (
 
 	"github.com/cnilab/cnilab/datapath/api"
 	"github.com/cnilab/cnilab/datapath/flows"
+	"github.com/cnilab/cnilab/datapath/loader"
 )
 
 type fakeDatapath struct {
@@ -29,6 +30,7 @@ type fakeDatapath struct {
 	endpoints map[netip.Addr]EndpointEntry
 	failPut   bool
 	failDel   bool
+	conntrack []loader.ConntrackEntry
 }
 
 func newFake() *fakeDatapath {
@@ -218,7 +220,8 @@ func (f *fakeDatapath) LostEvents() (uint64, error)        { return 0, nil }
 func (f *fakeDatapath) EndpointEntries() (map[netip.Addr]EndpointEntry, error) {
 	return maps.Clone(f.endpoints), nil
 }
-func (f *fakeDatapath) PruneVethOwners() ([]string, error) { return nil, nil }
+func (f *fakeDatapath) PruneVethOwners() ([]string, error)          { return nil, nil }
+func (f *fakeDatapath) Conntrack() ([]loader.ConntrackEntry, error) { return f.conntrack, nil }
 func (f *fakeDatapath) MapEntries() (map[string]int, error) {
 	return map[string]int{"cnilab_endpoints": len(f.endpoints)}, nil
 }
@@ -377,5 +380,39 @@ func TestEndpointWritesClosed(t *testing.T) {
 	}
 	if len(f.endpoints) != 1 || len(a.Status().Endpoints) != 1 {
 		t.Errorf("writes after close reached the datapath: %v / %v", f.endpoints, a.Status().Endpoints)
+	}
+}
+
+func TestConntrackListing(t *testing.T) {
+	a, f := testAgent(t, true)
+	created := time.Date(2026, 12, 6, 17, 0, 0, 0, time.UTC)
+	f.conntrack = []loader.ConntrackEntry{
+		{Proto: loader.ProtoTCP, Src: netip.MustParseAddrPort("10.244.1.5:43210"), Dst: netip.MustParseAddrPort("10.244.2.7:80"),
+			Created: created, LastSeen: created.Add(time.Second), ReplySeen: true, FinOrig: true},
+		{Proto: 47, Src: netip.MustParseAddrPort("10.244.1.5:0"), Dst: netip.MustParseAddrPort("10.244.2.7:0"), Created: created, LastSeen: created},
+	}
+	rec := do(t, a, http.MethodGet, api.PathConntrack, nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", api.PathConntrack, rec.Code, rec.Body)
+	}
+	var got []api.ConntrackEntry
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := []api.ConntrackEntry{
+		{Proto: "tcp", Src: "10.244.1.5:43210", Dst: "10.244.2.7:80", Created: created, LastSeen: created.Add(time.Second), ReplySeen: true, Closing: true},
+		{Proto: "47", Src: "10.244.1.5:0", Dst: "10.244.2.7:0", Created: created, LastSeen: created},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d entries, want %d: %+v", len(got), len(want), got)
+	}
+	for i := range want {
+		if !got[i].Created.Equal(want[i].Created) || !got[i].LastSeen.Equal(want[i].LastSeen) {
+			t.Errorf("entry %d times %v/%v, want %v/%v", i, got[i].Created, got[i].LastSeen, want[i].Created, want[i].LastSeen)
+		}
+		got[i].Created, got[i].LastSeen, want[i].Created, want[i].LastSeen = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		if got[i] != want[i] {
+			t.Errorf("entry %d = %+v, want %+v", i, got[i], want[i])
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cnilab/cnilab/datapath/flows"
+
+	"github.com/cnilab/cnilab/datapath/loader"
 )
 
 // EndpointEntry is what the datapath needs to deliver to a local pod.
@@ -51,5 +53,7 @@ type Datapath interface {
 	// MapEntries counts the entries of the state maps by name (see
 	// loader.Datapath.MapEntries).
 	MapEntries() (map[string]int, error)
+	// Conntrack lists the tracked connections.
+	Conntrack() ([]loader.ConntrackEntry, error)
 	Close() error
 }

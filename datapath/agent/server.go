@@ -13,6 +13,8 @@ import (
 
 	"github.com/cnilab/cnilab/datapath/api"
 	"github.com/cnilab/cnilab/datapath/flows"
+
+	"github.com/cnilab/cnilab/datapath/loader"
 )
 
 // Status is the agent's /v1/status document.
@@ -38,6 +40,7 @@ func (a *Agent) server() *http.Server {
 	mux.HandleFunc("PUT "+api.PathEndpoints+"/{id}", a.handlePutEndpoint)
 	mux.HandleFunc("DELETE "+api.PathEndpoints+"/{id}", a.handleDeleteEndpoint)
 	mux.HandleFunc("GET "+api.PathMaps, a.handleMaps)
+	mux.HandleFunc("GET "+api.PathConntrack, a.handleConntrack)
 	mux.Handle(api.PathFlows, flows.Handler(a.observe.store))
 	mux.Handle(api.PathMetrics, flows.MetricsHandler(a.observe.registry))
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -45,12 +48,22 @@ func (a *Agent) server() *http.Server {
 
 // handleMaps serves the state maps' entry counts; 503 until the datapath
 // is loaded.
-func (a *Agent) handleMaps(w http.ResponseWriter, _ *http.Request) {
+// loadedDatapath is the agent's datapath; before it is loaded it answers
+// 503 and returns false.
+func (a *Agent) loadedDatapath(w http.ResponseWriter) (Datapath, bool) {
 	a.mu.Lock()
 	dp := a.dp
 	a.mu.Unlock()
 	if dp == nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "datapath not loaded yet"})
+		return nil, false
+	}
+	return dp, true
+}
+
+func (a *Agent) handleMaps(w http.ResponseWriter, _ *http.Request) {
+	dp, ok := a.loadedDatapath(w)
+	if !ok {
 		return
 	}
 	n, err := dp.MapEntries()
@@ -59,6 +72,24 @@ func (a *Agent) handleMaps(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, n)
+}
+
+func (a *Agent) handleConntrack(w http.ResponseWriter, _ *http.Request) {
+	dp, ok := a.loadedDatapath(w)
+	if !ok {
+		return
+	}
+	entries, err := dp.Conntrack()
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	out := make([]api.ConntrackEntry, len(entries))
+	for i, e := range entries {
+		out[i] = api.ConntrackEntry{Proto: loader.ProtoName(e.Proto), Src: e.Src.String(), Dst: e.Dst.String(),
+			Created: e.Created, LastSeen: e.LastSeen, ReplySeen: e.ReplySeen, Closing: e.Closing()}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // tcpServer is what the agent serves on its TCP address inside the node

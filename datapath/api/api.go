@@ -4,6 +4,8 @@
 // both sides agree on one definition.
 package api
 
+import "time"
+
 // Paths served by the agent on its unix socket. PathHealthz and PathMetrics
 // are also served on its TCP address (--metrics-address), for the kubelet's
 // probes and Prometheus.
@@ -15,6 +17,7 @@ const (
 	PathFlows     = "/v1/flows"     // GET: JSON lines of flows (datapath/flows filters; follow=true streams)
 	PathMetrics   = "/metrics"      // Prometheus exposition
 	PathMaps      = "/v1/maps"      // GET: entries per state map, {"cnilab_ct": 3, …}
+	PathConntrack = "/v1/conntrack" // GET: []ConntrackEntry, the tracked connections
 )
 
 // NodeInfo is what the CNI plugin needs from the agent before an ADD.
@@ -52,4 +55,20 @@ type Endpoint struct {
 // Error is the body of every non-2xx answer.
 type Error struct {
 	Message string `json:"message"`
+}
+
+// ConntrackEntry is one connection the datapath tracks (cnilab_ct), as its
+// first packet went: GET PathConntrack lists them, like `cilium bpf ct list`.
+type ConntrackEntry struct {
+	// Proto is tcp, udp, sctp or icmp (the IP protocol number otherwise).
+	Proto string `json:"proto"`
+	// Src and Dst are "address:port" (port 0 where the protocol has none).
+	Src string `json:"src"`
+	Dst string `json:"dst"`
+	// Created and LastSeen (refreshed at most once a second) in wall time.
+	Created  time.Time `json:"created"`
+	LastSeen time.Time `json:"lastSeen"`
+	// ReplySeen: a packet went the other way; Closing: a FIN or RST was seen.
+	ReplySeen bool `json:"replySeen"`
+	Closing   bool `json:"closing"`
 }

@@ -67,6 +67,13 @@ func (c *Client) MapEntries(ctx context.Context) (map[string]int, error) {
 	return out, err
 }
 
+// Conntrack lists the connections the agent's datapath tracks.
+func (c *Client) Conntrack(ctx context.Context) ([]ConntrackEntry, error) {
+	var out []ConntrackEntry
+	err := c.do(ctx, http.MethodGet, PathConntrack, nil, &out)
+	return out, err
+}
+
 // Healthz asks the agent whether it is ready: datapath loaded and node state
 // reconciled. Not ready is not an error: detail then says why. When nothing
 // answers the error wraps ErrAgentUnreachable.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -95,6 +96,22 @@ const (
 	ProtoUDP  uint8 = 17
 	ProtoSCTP uint8 = 132
 )
+
+// ProtoName names an IP protocol as NetworkPolicy and conntrack listings
+// write it: tcp, udp, sctp, icmp, else the number.
+func ProtoName(p uint8) string {
+	switch p {
+	case ProtoTCP:
+		return "tcp"
+	case ProtoUDP:
+		return "udp"
+	case ProtoSCTP:
+		return "sctp"
+	case ProtoICMP:
+		return "icmp"
+	}
+	return strconv.Itoa(int(p))
+}
 
 // PolicyKey is one allow entry of a local endpoint. For a new connection in
 // an enforced direction, with the peer's identity id (from the ipcache,

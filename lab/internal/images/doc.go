@@ -47,7 +47,7 @@
 //     (entrypoint), iptables for its masquerade and forward rules, and the
 //     reference CNI plugins bridge, host-local, loopback and portmap in
 //     /opt/cni/bin for an init container to copy. Not in it: flannel's own
-//     CNI plugin and a shell with cp, which manifests/flannel's init
+//     CNI plugin and a shell with cp, which manifests/charts/flannel's init
 //     containers run, and the writer of the bridge conflist the lab derives
 //     from subnet.env (lab/internal/cni.FlannelConflist).
 //

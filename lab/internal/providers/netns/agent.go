@@ -101,7 +101,7 @@ func (c *Cluster) AgentSocket(node string) (string, error) {
 }
 
 // agentPods says where a CNI's DaemonSet pods are: their namespace and
-// label selector (manifests/cnilab, manifests/flannel).
+// label selector (manifests/charts/cnilab, manifests/charts/flannel).
 func agentPods(cniName string) (namespace, selector string) {
 	if cniName == "flannel" {
 		return "kube-flannel", "app=flannel"

@@ -458,7 +458,7 @@ func (b *bringUp) installCNIReal(ctx context.Context) error {
 	return nil
 }
 
-// installFlannelReal deploys flannel as its DaemonSet (manifests/flannel,
+// installFlannelReal deploys flannel as its DaemonSet (manifests/charts/flannel,
 // flanneld reaching the API server through the kubernetes Service, that is
 // kube-proxy). Flannel's CNI plugin is not built here, so instead of its
 // init containers the lab writes each node's conflist from the subnet.env
