@@ -37,12 +37,10 @@ var _ = Describe("Agent down", Label("failclosed", "reliability"), func() {
 		if !ok {
 			Skip("provider " + cluster.Provider() + " cannot stop and start node agents")
 		}
-		if env.NodeKind == "real" {
-			// The agent is a DaemonSet pod there, and the kubelet reports a
-			// failed CNI ADD as events, not as the pod's status: neither the
-			// stop nor the check is written for real nodes yet.
-			Skip("stopping one node's agent on real nodes is not written yet")
-		}
+		// On real nodes the agent is the DaemonSet's pod: the lab keeps it
+		// off the node with the chart's cnilab.io/no-schedule affinity, and
+		// the kubelet reports the failed CNI ADD as an event.
+		real := env.NodeKind == "real"
 		socks, ok := cluster.(lab.AgentSocketer)
 		if !ok {
 			Skip("provider " + cluster.Provider() + " cannot reach the agents' sockets")
@@ -63,6 +61,11 @@ var _ = Describe("Agent down", Label("failclosed", "reliability"), func() {
 		// The held flows and the denied probes must outlast the agents'
 		// absence and their start; checked below.
 		window := 45 * time.Second
+		if real {
+			// A pod's deletion and a new pod's start take longer than a
+			// process's.
+			window = 90 * time.Second
+		}
 		flowsStarted := time.Now()
 		flows := w.holdFlows(ctx, window)
 		denied := w.awaitDenied(ctx, window)
@@ -97,16 +100,25 @@ var _ = Describe("Agent down", Label("failclosed", "reliability"), func() {
 		}), metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		var failure string
-		Eventually(func() string {
-			p, err := client.CoreV1().Pods(w.ns).Get(ctx, "late", metav1.GetOptions{})
-			if err != nil {
-				return err.Error()
-			}
-			failure = p.Status.Message
-			return p.Status.Reason + ": " + p.Status.Message
-		}).WithTimeout(time.Minute).WithPolling(250*time.Millisecond).Should(
-			And(HavePrefix("SandboxSetupFailed: "), ContainSubstring("cnilab agent unreachable")),
-			"the late pod's status while the agents are down")
+		if real {
+			Eventually(func() string {
+				failure = sandboxFailure(ctx, w.ns, "late")
+				return failure
+			}).WithTimeout(time.Minute).WithPolling(250*time.Millisecond).Should(
+				And(HavePrefix("FailedCreatePodSandBox: "), ContainSubstring("cnilab agent unreachable")),
+				"the kubelet's events of the late pod while the agents are down")
+		} else {
+			Eventually(func() string {
+				p, err := client.CoreV1().Pods(w.ns).Get(ctx, "late", metav1.GetOptions{})
+				if err != nil {
+					return err.Error()
+				}
+				failure = p.Status.Message
+				return p.Status.Reason + ": " + p.Status.Message
+			}).WithTimeout(time.Minute).WithPolling(250*time.Millisecond).Should(
+				And(HavePrefix("SandboxSetupFailed: "), ContainSubstring("cnilab agent unreachable")),
+				"the late pod's status while the agents are down")
+		}
 		GinkgoWriter.Printf("CNI ADD with the agent down: %s\n", failure)
 		p, err := client.CoreV1().Pods(w.ns).Get(ctx, "late", metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
@@ -193,3 +205,21 @@ var _ = Describe("Agent down", Label("failclosed", "reliability"), func() {
 		expectStillDenied(denied, during)
 	}, SpecTimeout(6*time.Minute))
 })
+
+// sandboxFailure is "REASON: MESSAGE" of the kubelet's first event that it
+// could not create pod's sandbox (FailedCreatePodSandBox, where a CNI ADD
+// error shows on real nodes), or what there is instead.
+func sandboxFailure(ctx context.Context, ns, pod string) string {
+	evs, err := client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod})
+	if err != nil {
+		return err.Error()
+	}
+	var reasons []string
+	for _, e := range evs.Items {
+		if e.Reason == "FailedCreatePodSandBox" {
+			return e.Reason + ": " + e.Message
+		}
+		reasons = append(reasons, e.Reason)
+	}
+	return fmt.Sprintf("no FailedCreatePodSandBox event yet (events: %v)", reasons)
+}

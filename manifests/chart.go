@@ -34,6 +34,11 @@ const (
 	FlannelChart = "flannel"
 )
 
+// NoScheduleLabel on a node keeps the cnilab agent off it: the chart's
+// default node affinity (values.yaml affinity) excludes nodes where it is
+// "true".
+const NoScheduleLabel = "cnilab.io/no-schedule"
+
 // FlannelNamespace is the flannel baseline's namespace, as upstream's
 // kube-flannel manifest names it.
 const FlannelNamespace = "kube-flannel"

@@ -144,3 +144,29 @@ func TestWriteChart(t *testing.T) {
 		t.Error("WriteChart(calico): no error")
 	}
 }
+
+// The agent stays off a node labelled NoScheduleLabel=true, and only there.
+func TestChartNoScheduleAffinity(t *testing.T) {
+	objs, err := manifests.Render(manifests.Options{Sets: []manifests.Set{manifests.Cnilab}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range objs {
+		if u.GetKind() != "DaemonSet" {
+			continue
+		}
+		terms, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "affinity", "nodeAffinity",
+			"requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms")
+		want := []any{map[string]any{"matchExpressions": []any{map[string]any{
+			"key": manifests.NoScheduleLabel, "operator": "NotIn", "values": []any{"true"}}}}}
+		if !reflect.DeepEqual(terms, want) {
+			t.Errorf("DaemonSet node affinity terms %v, want %v", terms, want)
+		}
+		sel, _, _ := unstructured.NestedStringMap(u.Object, "spec", "template", "spec", "nodeSelector")
+		if !reflect.DeepEqual(sel, map[string]string{"kubernetes.io/os": "linux"}) {
+			t.Errorf("DaemonSet nodeSelector %v", sel)
+		}
+		return
+	}
+	t.Fatal("no DaemonSet")
+}

@@ -2,17 +2,22 @@ package netns
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/cnilab/cnilab/datapath/api"
 	"github.com/cnilab/cnilab/lab/internal/cni"
 	"github.com/cnilab/cnilab/lab/internal/kube"
+	"github.com/cnilab/cnilab/manifests"
 )
 
 // agentDaemon names the process of a node's CNI agent.
@@ -51,7 +56,7 @@ func (c *Cluster) RestartNodeAgent(node string, sig syscall.Signal) error {
 // stopped until StartNodeAgent.
 func (c *Cluster) StopNodeAgent(node string, sig syscall.Signal) error {
 	if c.cfg.Real() {
-		return fmt.Errorf("stopping a node's agent on real nodes (keeping the DaemonSet off the node) is not written yet")
+		return c.stopAgentPod(context.Background(), node, sig)
 	}
 	name, err := c.agentDaemon(node)
 	if err != nil {
@@ -66,6 +71,9 @@ func (c *Cluster) StopNodeAgent(node string, sig syscall.Signal) error {
 // StartNodeAgent starts the agent StopNodeAgent stopped, exactly as it was
 // started.
 func (c *Cluster) StartNodeAgent(node string) error {
+	if c.cfg.Real() {
+		return c.startAgentPod(context.Background(), node)
+	}
 	name, err := c.agentDaemon(node)
 	if err != nil {
 		return err
@@ -147,6 +155,101 @@ func (c *Cluster) restartAgentPod(ctx context.Context, node string, sig syscall.
 	})
 	if err != nil {
 		return fmt.Errorf("restart the agent on %s: %w: %s", node, err, why)
+	}
+	return nil
+}
+
+// stopAgentPod keeps the cnilab DaemonSet off node as an operator would:
+// it labels the node cnilab.io/no-schedule=true, which the chart's node
+// affinity excludes, and deletes the node's agent pod (at once for SIGKILL,
+// with its grace period otherwise) rather than wait for the DaemonSet
+// controller to. It returns once the pod is gone and the agent's socket
+// answers nothing.
+func (c *Cluster) stopAgentPod(ctx context.Context, node string, sig syscall.Signal) error {
+	if c.cfg.CNI != "cnilab" && c.cfg.CNI != "cnilab-vxlan" {
+		return fmt.Errorf("stopping %s's agent on real nodes: only cnilab's DaemonSet has the affinity that keeps it off a node", c.cfg.CNI)
+	}
+	client, err := c.Client()
+	if err != nil {
+		return err
+	}
+	if err := setNodeLabel(ctx, client, node, manifests.NoScheduleLabel, "true"); err != nil {
+		return fmt.Errorf("stop the agent on %s: %w", node, err)
+	}
+	ns, sel := agentPods(c.cfg.CNI)
+	if old, err := agentPod(ctx, client, ns, sel, node); err == nil {
+		opts := metav1.DeleteOptions{}
+		if sig == syscall.SIGKILL {
+			opts.GracePeriodSeconds = new(int64)
+		}
+		if err := client.CoreV1().Pods(ns).Delete(ctx, old.Name, opts); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("stop the agent on %s: delete pod %s: %w", node, old.Name, err)
+		}
+	}
+	sock, err := c.AgentSocket(node)
+	if err != nil {
+		return err
+	}
+	var why string
+	err = poll(ctx, 2*time.Minute, func() bool {
+		pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel, FieldSelector: "spec.nodeName=" + node})
+		switch {
+		case err != nil:
+			why = err.Error()
+		case len(pods.Items) > 0:
+			why = "pod " + pods.Items[0].Name + " is still there"
+		default:
+			_, _, err := api.NewClient(sock).Healthz(ctx)
+			if errors.Is(err, api.ErrAgentUnreachable) {
+				return true
+			}
+			why = "the agent's socket still answers"
+		}
+		return false
+	})
+	if err != nil {
+		return fmt.Errorf("stop the agent on %s: %w: %s", node, err, why)
+	}
+	return nil
+}
+
+// startAgentPod lets the DaemonSet back onto node (removes the label
+// stopAgentPod set) and returns once the node has an agent pod again; its
+// readiness is the caller's to watch.
+func (c *Cluster) startAgentPod(ctx context.Context, node string) error {
+	client, err := c.Client()
+	if err != nil {
+		return err
+	}
+	if err := setNodeLabel(ctx, client, node, manifests.NoScheduleLabel, ""); err != nil {
+		return fmt.Errorf("start the agent on %s again: %w", node, err)
+	}
+	ns, sel := agentPods(c.cfg.CNI)
+	var why string
+	if err := poll(ctx, 2*time.Minute, func() bool {
+		_, err := agentPod(ctx, client, ns, sel, node)
+		if err != nil {
+			why = err.Error()
+		}
+		return err == nil
+	}); err != nil {
+		return fmt.Errorf("start the agent on %s again: %w: %s", node, err, why)
+	}
+	return nil
+}
+
+// setNodeLabel sets a label of node, or removes it when value is empty.
+func setNodeLabel(ctx context.Context, client kubernetes.Interface, node, key, value string) error {
+	var v any
+	if value != "" {
+		v = value
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]any{key: v}}})
+	if err != nil {
+		return err
+	}
+	if _, err := client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("label node %s %s=%q: %w", node, key, value, err)
 	}
 	return nil
 }
