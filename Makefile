@@ -22,10 +22,12 @@ HOST_RUN ?= 1
 # KUBE_PROXY=0: labs without kube-proxy (netns and qemu providers; flannel
 # labs always run it).
 KUBE_PROXY ?= 1
-# NODE_KIND=real: real nodes (containerd and the kubelet; kube-proxy, CoreDNS
-# and the CNI as workloads; netns provider); empty: the provider's default
-# (light).
-NODE_KIND ?=
+# NODE_KIND: the netns provider's nodes. real (the default): containerd and
+# the kubelet, kube-proxy, CoreDNS and the CNI as workloads; light: the lab's
+# own node role, no runtime (faster; make test's widest run). The qemu
+# provider's nodes are light whatever NODE_KIND says (real guests are not
+# written yet).
+NODE_KIND ?= real
 
 comma := ,
 PKGS_UNIT = $(shell $(GO) list ./... | grep -v '/e2e$$')
@@ -74,7 +76,7 @@ unit: netns-dir
 # compatibility report (report.md, report.html) is written at the end.
 E2E_TARGETS = $(if $(filter qemu,$(PROVIDER)),$(if $(filter 1,$(HOST_RUN)),netns:host) $(foreach k,$(KERNELS),qemu:$(k)),$(PROVIDER):host)
 E2E_LABELS = $(if $(LABELS),$(LABELS),$(if $(filter qemu,$(PROVIDER)),!perf))
-e2e: build tools netns-dir $(if $(filter real,$(NODE_KIND)),images)
+e2e: build tools netns-dir $(if $(and $(filter real,$(NODE_KIND)),$(filter netns:%,$(E2E_TARGETS))),images)
 	@mkdir -p $(REPORT); [ -n "$(E2E_KEEP_REPORT)" ] || rm -rf $(REPORT)/report.json $(REPORT)/logs
 	$(GO) test -c -o $(BIN)/e2e.test ./e2e
 	@export CNILAB_LAB=make-e2e; rc=0; start=$$(date +%s); for target in $(E2E_TARGETS); do \
@@ -83,7 +85,7 @@ e2e: build tools netns-dir $(if $(filter real,$(NODE_KIND)),images)
 		id=$$provider-$${kernel:-host}-$$cni; \
 		lab=e2e-$$cni; [ -z "$$kernel" ] || lab=q$${kernel//./}-$$cni; \
 		echo "=== e2e: provider=$$provider kernel=$${kernel:-host} cni=$$cni labels='$(E2E_LABELS)' ==="; \
-		CNILAB_E2E=1 CNILAB_KUBE_PROXY=$(KUBE_PROXY) CNILAB_NODE_KIND=$(NODE_KIND) CNILAB_PROVIDER=$$provider CNILAB_KERNEL=$$kernel CNILAB_CNI=$$cni CNILAB_NODES=$(NODES) \
+		CNILAB_E2E=1 CNILAB_KUBE_PROXY=$(KUBE_PROXY) CNILAB_NODE_KIND=$$( [ "$$provider" = netns ] && echo $(NODE_KIND) ) CNILAB_PROVIDER=$$provider CNILAB_KERNEL=$$kernel CNILAB_CNI=$$cni CNILAB_NODES=$(NODES) \
 		CNILAB_LAB=$$lab CNILAB_OUTPUT=$(OUT) CNILAB_REPORT_DIR=$(REPORT) \
 		$(if $(filter existing,$(PROVIDER)),CNILAB_KUBECONFIG='$(KUBECONFIG)') \
 		$(BIN)/e2e.test -test.timeout=$(E2E_TIMEOUT) -ginkgo.v -ginkgo.timeout=$(E2E_TIMEOUT) \
@@ -111,8 +113,8 @@ e2e: build tools netns-dir $(if $(filter real,$(NODE_KIND)),images)
 # build, tools and kernels so that the qemu failure tests (a kernel that does
 # not boot, a VM that hangs, a missing module) run rather than skip.
 test: check check-generate build tools kernels unit fuzz-smoke
-	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel LABELS='connectivity || services || observability || manifests || reliability || (policy && upstream)'
-	CNILAB_ATTACH=tc $(MAKE) e2e PROVIDER=netns CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
+	$(MAKE) e2e PROVIDER=netns NODE_KIND=light CNI=cnilab,cnilab-vxlan,flannel LABELS='connectivity || services || observability || manifests || reliability || (policy && upstream)'
+	CNILAB_ATTACH=tc $(MAKE) e2e PROVIDER=netns NODE_KIND=light CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
 	$(MAKE) e2e PROVIDER=netns CNI=cnilab,cnilab-vxlan,flannel NODE_KIND=real LABELS='connectivity || services || manifests' E2E_KEEP_REPORT=1
 	$(MAKE) e2e PROVIDER=qemu HOST_RUN=0 KERNELS="$(KERNELS)" CNI=cnilab LABELS=connectivity E2E_KEEP_REPORT=1
 
@@ -135,8 +137,8 @@ bench: build tools netns-dir
 # `cnilab lab down --all`; fails on any leak. Removes every lab on the machine.
 SOAK_CYCLES ?= 100
 SOAK_KILLS ?= 10
-soak: build tools netns-dir
-	$(BIN)/cnilab soak --cycles $(SOAK_CYCLES) --kills $(SOAK_KILLS) --output $(OUT)/soak
+soak: build tools netns-dir $(if $(filter real,$(NODE_KIND)),images)
+	$(BIN)/cnilab soak --node-kind $(NODE_KIND) --cycles $(SOAK_CYCLES) --kills $(SOAK_KILLS) --output $(OUT)/soak
 
 # Fuzz targets: every one runs FUZZTIME (default 10m) with `make fuzz`, and a
 # few seconds in `make test` (fuzz-smoke). Seed corpora are committed under

@@ -18,7 +18,8 @@ type Env struct {
 	// 0 leaves it out, netns and qemu providers, not for flannel).
 	KubeProxy bool
 	// NodeKind is the netns provider's node kind: CNILAB_NODE_KIND (light
-	// or real; empty: the provider's default).
+	// or real; empty: light, the library's default; make e2e passes real
+	// unless NODE_KIND says otherwise).
 	NodeKind string
 	// Kubeconfig is the existing provider's cluster: CNILAB_KUBECONFIG
 	// (empty: the provider's own default, KUBECONFIG or ~/.kube/config).

@@ -63,6 +63,9 @@ func labUp() *cobra.Command {
 			}
 			cfg.NoKubeProxy = !kubeProxy
 			cfg.NodeKind = nodeKind
+			if nodeKind == "" && (provider == "netns" || provider == "qemu") {
+				cfg.NodeKind = config.DefaultNodeKind(provider)
+			}
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
@@ -81,7 +84,7 @@ func labUp() *cobra.Command {
 	c.Flags().StringVar(&kernel, "kernel", "", "qemu provider: catalog kernel the VMs boot (see 'cnilab kernels list')")
 	c.Flags().IntVar(&apiPort, "api-port", 0, "loopback port for the API server (0: any free port)")
 	c.Flags().BoolVar(&kubeProxy, "kube-proxy", true, "netns and qemu providers: run kube-proxy (iptables mode) on every node, as nearly every cluster does (flannel labs always do)")
-	c.Flags().StringVar(&nodeKind, "node-kind", config.NodeKindLight, "netns provider: real (containerd and the kubelet in each node's own sandbox, the CNI as a DaemonSet) or light (the lab's own node role, no runtime)")
+	c.Flags().StringVar(&nodeKind, "node-kind", "", "netns provider: real (the default: containerd and the kubelet in each node's own sandbox, kube-proxy, CoreDNS and the CNI as workloads) or light (the lab's own node role, no runtime; faster); qemu: light only so far")
 	c.Flags().BoolVar(&retain, "retain", false, "kind provider: keep the cluster when its bring-up fails")
 	c.Flags().StringVar(&nodeImage, "kind-image", "", "kind provider: kindest/node image of the nodes (default: the kind release's)")
 	c.Flags().StringVar(&kubeconfig, "kubeconfig", "", "existing provider: kubeconfig of the cluster (default: $CNILAB_KUBECONFIG, $KUBECONFIG, ~/.kube/config)")

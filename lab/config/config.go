@@ -45,6 +45,18 @@ const (
 // NodeKinds lists the node kinds.
 var NodeKinds = []string{NodeKindLight, NodeKindReal}
 
+// DefaultNodeKind is the node kind `cnilab lab up` and `make e2e` give a
+// provider's labs when none is asked for: real on the netns provider, light
+// on qemu (whose guests do not run containerd and the kubelet yet). A Config
+// with an empty NodeKind is light: the library's callers (bench, the light
+// fast paths) choose.
+func DefaultNodeKind(provider string) string {
+	if provider == "netns" {
+		return NodeKindReal
+	}
+	return NodeKindLight
+}
+
 // ExistingCNI is the CNI of the existing provider: whatever the cluster has.
 const ExistingCNI = "existing"
 

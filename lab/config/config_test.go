@@ -88,3 +88,15 @@ func TestAddressPlan(t *testing.T) {
 		t.Errorf("node name %s", got)
 	}
 }
+
+func TestDefaultNodeKind(t *testing.T) {
+	for provider, want := range map[string]string{"netns": NodeKindReal, "qemu": NodeKindLight, "kind": NodeKindLight, "existing": NodeKindLight} {
+		if got := DefaultNodeKind(provider); got != want {
+			t.Errorf("DefaultNodeKind(%s) = %s, want %s", provider, got, want)
+		}
+		c := Config{Provider: provider, NodeKind: DefaultNodeKind(provider)}
+		if c.Real() && provider != "netns" {
+			t.Errorf("the default node kind of %s is real, which Validate refuses there", provider)
+		}
+	}
+}
