@@ -18,8 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cnilab/cnilab/internal/outdir"
 	"github.com/cnilab/cnilab/kernels/modinfo"
-	"github.com/cnilab/cnilab/lab/config"
 )
 
 // Kernel is a kernel ready to boot: its image and modules on local disk.
@@ -71,9 +71,8 @@ type manifest struct {
 	FetchedAt     time.Time `json:"fetchedAt"`
 }
 
-// DefaultCacheDir is <_output>/kernels, with _output found as
-// config.OutputDir does.
-func DefaultCacheDir() string { return filepath.Join(config.OutputDir(), "kernels") }
+// DefaultCacheDir is <_output>/kernels (_output as outdir.Find locates it).
+func DefaultCacheDir() string { return filepath.Join(outdir.Find(), "kernels") }
 
 // Fetch makes the kernel of entry e available on local disk and returns it.
 // Debian and OCI kernels are fetched into cacheDir/<name>/ (cacheDir ""

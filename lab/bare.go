@@ -23,7 +23,7 @@ const BarePort = netnsprovider.BarePort
 // CreateBareNetwork makes the bare network name (a lab name) and starts its
 // servers; on failure nothing of it is left.
 func CreateBareNetwork(ctx context.Context, name string) (*BareNetwork, error) {
-	p := netnsprovider.Provider{StateDir: stateDir()}
+	p := engine()
 	b, err := p.CreateBare(ctx, name)
 	if err != nil {
 		return nil, err

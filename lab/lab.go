@@ -13,7 +13,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/cnilab/cnilab/lab/config"
-	netnsprovider "github.com/cnilab/cnilab/lab/internal/providers/netns"
 )
 
 // Node is one node of a lab cluster.
@@ -97,9 +96,9 @@ func WithConfig(cfg config.Config) Option { return func(c *config.Config) { *c =
 func NewProvider(name string, progress io.Writer) (Provider, error) {
 	switch name {
 	case "netns", "":
-		return &netnsAdapter{p: netnsprovider.Provider{StateDir: stateDir()}, progress: progress}, nil
+		return &netnsAdapter{p: engine(), progress: progress}, nil
 	case "qemu":
-		return &qemuAdapter{netnsAdapter{p: netnsprovider.Provider{StateDir: stateDir()}, progress: progress}}, nil
+		return &qemuAdapter{netnsAdapter{p: engine(), progress: progress}}, nil
 	case "kind":
 		return newKindAdapter(progress), nil
 	case "existing":

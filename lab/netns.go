@@ -7,6 +7,7 @@ import (
 
 	"github.com/cnilab/cnilab/lab/config"
 	netnsprovider "github.com/cnilab/cnilab/lab/internal/providers/netns"
+	qemuprovider "github.com/cnilab/cnilab/lab/internal/providers/qemu"
 )
 
 // stateDir is where labs keep their state: CNILAB_STATE_DIR or /run/cnilab.
@@ -15,6 +16,14 @@ func stateDir() string {
 		return d
 	}
 	return config.DefaultStateDir
+}
+
+// engine is the local-cluster engine with every node backend: its own
+// namespaces (netns) and VMs (qemu).
+func engine() netnsprovider.Provider {
+	return netnsprovider.Provider{StateDir: stateDir(), Backends: map[string]netnsprovider.NodeBackend{
+		"qemu": qemuprovider.Backend(),
+	}}
 }
 
 type netnsAdapter struct {

@@ -6,10 +6,11 @@ package config
 import (
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/cnilab/cnilab/internal/outdir"
 )
 
 // Defaults.
@@ -144,28 +145,7 @@ func Default() Config {
 // from CNILAB_OUTPUT if set, else next to the running executable when it lives
 // in _output/bin, else in the nearest enclosing directory holding _output.
 func FindBinDirs() (bin, tools, cniBin string) {
-	out := os.Getenv("CNILAB_OUTPUT")
-	if out == "" {
-		if exe, err := os.Executable(); err == nil && filepath.Base(filepath.Dir(exe)) == "bin" && filepath.Base(filepath.Dir(filepath.Dir(exe))) == "_output" {
-			out = filepath.Dir(filepath.Dir(exe))
-		}
-	}
-	if out == "" {
-		if wd, err := os.Getwd(); err == nil {
-			for d := wd; ; d = filepath.Dir(d) {
-				if st, err := os.Stat(filepath.Join(d, "_output")); err == nil && st.IsDir() {
-					out = filepath.Join(d, "_output")
-					break
-				}
-				if filepath.Dir(d) == d {
-					break
-				}
-			}
-		}
-	}
-	if out == "" {
-		out = "_output"
-	}
+	out := outdir.Find()
 	return filepath.Join(out, "bin"), filepath.Join(out, "tools", "bin"), filepath.Join(out, "tools", "cni", "bin")
 }
 

@@ -2,11 +2,14 @@ package cni
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+
+	"github.com/cnilab/cnilab/datapath/api"
 )
 
 // Cnilab installs cnilab's own datapath: one cnilab-agent per node, which
@@ -38,6 +41,21 @@ func (Cnilab) Binaries(env Env) []string {
 
 // AgentSocket is where a node's agent serves its API.
 func AgentSocket(n Node) string { return filepath.Join(n.RunDir(), "cnilab", "agent.sock") }
+
+// AgentStatus is the /v1/status document of node n's cnilab agent.
+func AgentStatus(ctx context.Context, n Node) (map[string]any, error) {
+	var st map[string]any
+	if err := api.NewClient(AgentSocket(n)).Status(ctx, &st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// AgentGone says whether nothing answers on node n's agent socket.
+func AgentGone(ctx context.Context, n Node) bool {
+	_, _, err := api.NewClient(AgentSocket(n)).Healthz(ctx)
+	return errors.Is(err, api.ErrAgentUnreachable)
+}
 
 // BPFFSDir is where a node's agent pins its maps and links.
 func BPFFSDir(n Node) string { return filepath.Join(n.Dir, "sys", "fs", "bpf") }

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/kind/pkg/cluster"
 
 	"github.com/cnilab/cnilab/lab/internal/kube"
+	"github.com/cnilab/cnilab/lab/internal/steps"
 	"github.com/cnilab/cnilab/manifests"
 )
 
@@ -128,48 +129,41 @@ func (p Provider) Create(ctx context.Context, o Options) (*Cluster, error) {
 	}
 
 	c := &Cluster{opts: o}
-	steps := []struct {
-		name string
-		fn   func(context.Context) error
-	}{
-		{"Loading images " + strings.Join(imgs, ", "), func(ctx context.Context) error {
+	todo := []steps.Step{
+		{Name: "Loading images " + strings.Join(imgs, ", "), Run: func(ctx context.Context) error {
 			ns, err := kp.ListInternalNodes(name)
 			if err != nil {
 				return fmt.Errorf("list nodes: %w", err)
 			}
 			return loadImages(ctx, ns, imgs)
 		}},
-		{"Connecting to the API server", func(context.Context) error { return c.connect(kubeconfig) }},
-		{"Letting pods onto the control plane", func(ctx context.Context) error { return untaintControlPlane(ctx, c.client) }},
-		{"Installing CNI " + o.CNI, func(ctx context.Context) error { return kube.Apply(ctx, c.kc.REST, objs) }},
-		{"Waiting for the CNI's DaemonSets", func(ctx context.Context) error { return waitDaemonSets(ctx, c.client, objs) }},
-		{"Waiting for nodes to be Ready", func(ctx context.Context) error {
+		{Name: "Connecting to the API server", Run: func(context.Context) error { return c.connect(kubeconfig) }},
+		{Name: "Letting pods onto the control plane", Run: func(ctx context.Context) error { return untaintControlPlane(ctx, c.client) }},
+		{Name: "Installing CNI " + o.CNI, Run: func(ctx context.Context) error { return kube.Apply(ctx, c.kc.REST, objs) }},
+		{Name: "Waiting for the CNI's DaemonSets", Run: func(ctx context.Context) error { return waitDaemonSets(ctx, c.client, objs) }},
+		{Name: "Waiting for nodes to be Ready", Run: func(ctx context.Context) error {
 			ns, err := kube.WaitNodesReady(ctx, c.client, o.Nodes, readyTimeout)
 			c.nodes = ns
 			return err
 		}},
-		{"Making namespace " + ShellNamespace, func(ctx context.Context) error {
+		{Name: "Making namespace " + ShellNamespace, Run: func(ctx context.Context) error {
 			return kube.EnsureOwnedNamespace(ctx, c.client, ShellNamespace, kube.OwnerLabels(Name, o.Name))
 		}},
-		{"Writing lab state", func(context.Context) error { return p.writeState(o) }},
+		{Name: "Writing lab state", Run: func(context.Context) error { return p.writeState(o) }},
 	}
-	for _, s := range steps {
-		t := time.Now()
-		fmt.Fprintf(w, " • %s ...\n", s.name)
-		if err := s.fn(ctx); err != nil {
-			fmt.Fprintf(w, " ✗ %s: %v\n", s.name, err)
-			err = fmt.Errorf("kind lab %s: %s: %w", o.Name, strings.ToLower(s.name[:1])+s.name[1:], err)
-			if o.Retain {
-				fmt.Fprintf(w, "   keeping kind cluster %s (--retain): kubeconfig %s; remove it with 'cnilab lab down --provider kind --name %s'\n", name, kubeconfig, o.Name)
-				return nil, err
-			}
-			fmt.Fprintf(w, "   deleting kind cluster %s\n", name)
-			if derr := p.Delete(o.Name); derr != nil {
-				err = errors.Join(err, fmt.Errorf("cleanup: %w", derr))
-			}
-			return nil, err
+	run := steps.Runner{Progress: w, Cleanup: func(_ steps.Step, err error) error {
+		if o.Retain {
+			fmt.Fprintf(w, "   keeping kind cluster %s (--retain): kubeconfig %s; remove it with 'cnilab lab down --provider kind --name %s'\n", name, kubeconfig, o.Name)
+			return err
 		}
-		fmt.Fprintf(w, " ✓ %s (%.1fs)\n", s.name, time.Since(t).Seconds())
+		fmt.Fprintf(w, "   deleting kind cluster %s\n", name)
+		if derr := p.Delete(o.Name); derr != nil {
+			err = errors.Join(err, fmt.Errorf("cleanup: %w", derr))
+		}
+		return err
+	}}
+	if err := run.Run(ctx, todo); err != nil {
+		return nil, fmt.Errorf("kind lab %s: %w", o.Name, err)
 	}
 	fmt.Fprintf(w, "Kind lab %q is up in %.1fs; kubeconfig %s\n", o.Name, time.Since(start).Seconds(), kubeconfig)
 	return c, nil

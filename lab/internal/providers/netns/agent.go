@@ -3,7 +3,6 @@ package netns
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"syscall"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/cnilab/cnilab/datapath/api"
 	"github.com/cnilab/cnilab/lab/internal/cni"
 	"github.com/cnilab/cnilab/lab/internal/kube"
 	"github.com/cnilab/cnilab/manifests"
@@ -89,12 +87,7 @@ func (c *Cluster) AgentStatus(ctx context.Context, node string) (map[string]any,
 	if c.cfg.CNI != "cnilab" && c.cfg.CNI != "cnilab-vxlan" {
 		return nil, fmt.Errorf("CNI %s has no cnilab agent", c.cfg.CNI)
 	}
-	n := cni.Node{Name: node, Dir: NodeDir(c.cfg, node)}
-	var st map[string]any
-	if err := api.NewClient(cni.AgentSocket(n)).Status(ctx, &st); err != nil {
-		return nil, err
-	}
-	return st, nil
+	return cni.AgentStatus(ctx, cni.Node{Name: node, Dir: NodeDir(c.cfg, node)})
 }
 
 // AgentSocket returns the unix socket of node's cnilab agent.
@@ -186,10 +179,10 @@ func (c *Cluster) stopAgentPod(ctx context.Context, node string, sig syscall.Sig
 			return fmt.Errorf("stop the agent on %s: delete pod %s: %w", node, old.Name, err)
 		}
 	}
-	sock, err := c.AgentSocket(node)
-	if err != nil {
+	if _, err := c.agentDaemon(node); err != nil {
 		return err
 	}
+	agent := cni.Node{Name: node, Dir: NodeDir(c.cfg, node)}
 	var why string
 	err = poll(ctx, 2*time.Minute, func() bool {
 		pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel, FieldSelector: "spec.nodeName=" + node})
@@ -199,8 +192,7 @@ func (c *Cluster) stopAgentPod(ctx context.Context, node string, sig syscall.Sig
 		case len(pods.Items) > 0:
 			why = "pod " + pods.Items[0].Name + " is still there"
 		default:
-			_, _, err := api.NewClient(sock).Healthz(ctx)
-			if errors.Is(err, api.ErrAgentUnreachable) {
+			if cni.AgentGone(ctx, agent) {
 				return true
 			}
 			why = "the agent's socket still answers"

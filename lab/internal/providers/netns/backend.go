@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 
 	"github.com/cnilab/cnilab/lab/config"
@@ -48,26 +47,16 @@ type NodeBackend interface {
 	ResumeDaemon(ctx context.Context, cfg config.Config, node, name string) error
 }
 
-var (
-	backendsMu sync.Mutex
-	backends   = map[string]func() NodeBackend{"netns": func() NodeBackend { return nsBackend{} }}
-)
-
-// RegisterBackend makes a node backend available for labs of provider.
-func RegisterBackend(provider string, f func() NodeBackend) {
-	backendsMu.Lock()
-	defer backendsMu.Unlock()
-	backends[provider] = f
-}
-
-func backendFor(provider string) (NodeBackend, error) {
-	backendsMu.Lock()
-	defer backendsMu.Unlock()
-	f, ok := backends[provider]
-	if !ok {
-		return nil, fmt.Errorf("provider %q has no node backend", provider)
+// backendFor is the node backend of a lab of provider: the namespace
+// sandboxes of this package for netns, else one of p.Backends.
+func (p Provider) backendFor(provider string) (NodeBackend, error) {
+	if provider == "netns" || provider == "" {
+		return nsBackend{}, nil
 	}
-	return f(), nil
+	if be, ok := p.Backends[provider]; ok {
+		return be, nil
+	}
+	return nil, fmt.Errorf("provider %q has no node backend", provider)
 }
 
 // nsBackend makes nodes that are network namespaces of this machine.

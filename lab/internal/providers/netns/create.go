@@ -23,6 +23,7 @@ import (
 	"github.com/cnilab/cnilab/lab/internal/kubeproxy"
 	labns "github.com/cnilab/cnilab/lab/internal/netns"
 	"github.com/cnilab/cnilab/lab/internal/proc"
+	"github.com/cnilab/cnilab/lab/internal/steps"
 	"github.com/cnilab/cnilab/lab/noderole"
 	"github.com/cnilab/cnilab/lab/portforward"
 )
@@ -41,7 +42,7 @@ func (p Provider) Create(ctx context.Context, cfg config.Config, progress io.Wri
 	if err != nil {
 		return nil, err
 	}
-	backend, err := backendFor(cfg.Provider)
+	backend, err := p.backendFor(cfg.Provider)
 	if err != nil {
 		return nil, err
 	}
@@ -57,64 +58,59 @@ func (p Provider) Create(ctx context.Context, cfg config.Config, progress io.Wri
 
 	c := &Cluster{cfg: cfg, backend: backend}
 	b := &bringUp{cfg: cfg, cluster: c, installer: installer, backend: backend, listener: listener, out: progress}
-	type step struct {
-		name string
-		fn   func(context.Context) error
-	}
-	steps := []step{
-		{"Writing lab state", b.writeState},
-		{fmt.Sprintf("Creating underlay and %d nodes", cfg.Nodes), b.createNetwork},
-		{"Starting etcd and kube-apiserver", b.startControlPlane},
-		{"Waiting for the API server", b.waitAPI},
-		{"Starting kube-controller-manager and kube-scheduler", b.startControllers},
-		{"Waiting for the nodes to boot", b.waitNodes},
+	type step = steps.Step
+	todo := []step{
+		{Name: "Writing lab state", Run: b.writeState},
+		{Name: fmt.Sprintf("Creating underlay and %d nodes", cfg.Nodes), Run: b.createNetwork},
+		{Name: "Starting etcd and kube-apiserver", Run: b.startControlPlane},
+		{Name: "Waiting for the API server", Run: b.waitAPI},
+		{Name: "Starting kube-controller-manager and kube-scheduler", Run: b.startControllers},
+		{Name: "Waiting for the nodes to boot", Run: b.waitNodes},
 	}
 	if cfg.Real() {
-		steps = append(steps, []step{
-			{"Starting containerd and the kubelet", b.startRealNodes},
-			{"Importing images", b.importImages},
-			{"Waiting for nodes to register and get PodCIDRs", b.waitPodCIDRs},
-			{"Routing the PodCIDRs from the control plane", b.routePodCIDRs},
+		todo = append(todo, []step{
+			{Name: "Starting containerd and the kubelet", Run: b.startRealNodes},
+			{Name: "Importing images", Run: b.importImages},
+			{Name: "Waiting for nodes to register and get PodCIDRs", Run: b.waitPodCIDRs},
+			{Name: "Routing the PodCIDRs from the control plane", Run: b.routePodCIDRs},
 		}...)
 		if !cfg.NoKubeProxy {
-			steps = append(steps, step{"Deploying kube-proxy (iptables mode, DaemonSet)", b.deployKubeProxy})
+			todo = append(todo, step{Name: "Deploying kube-proxy (iptables mode, DaemonSet)", Run: b.deployKubeProxy})
 		}
-		steps = append(steps, step{"Installing CNI " + cfg.CNI + " (DaemonSet)", b.installCNIReal},
-			step{"Deploying CoreDNS (kube-dns)", b.deployCoreDNS})
+		todo = append(todo, step{Name: "Installing CNI " + cfg.CNI + " (DaemonSet)", Run: b.installCNIReal},
+			step{Name: "Deploying CoreDNS (kube-dns)", Run: b.deployCoreDNS})
 	} else {
-		steps = append(steps, []step{
-			{"Starting node roles", b.startNodeRoles},
-			{"Waiting for nodes to register and get PodCIDRs", b.waitPodCIDRs},
-			{"Installing CNI " + cfg.CNI, b.installCNI},
+		todo = append(todo, []step{
+			{Name: "Starting node roles", Run: b.startNodeRoles},
+			{Name: "Waiting for nodes to register and get PodCIDRs", Run: b.waitPodCIDRs},
+			{Name: "Installing CNI " + cfg.CNI, Run: b.installCNI},
 		}...)
 	}
 	if !cfg.NoKubeProxy && !cfg.Real() {
-		steps = append(steps, step{"Starting kube-proxy (iptables mode)", b.startKubeProxy})
+		todo = append(todo, step{Name: "Starting kube-proxy (iptables mode)", Run: b.startKubeProxy})
 	}
-	steps = append(steps, []step{
-		{"Waiting for nodes to be Ready", b.waitReady},
+	todo = append(todo, []step{
+		{Name: "Waiting for nodes to be Ready", Run: b.waitReady},
 	}...)
 	start := time.Now()
 	fmt.Fprintf(progress, "Creating lab %q (provider %s, CNI %s, %d nodes) ...\n", cfg.Name, cfg.Provider, cfg.CNI, cfg.Nodes)
-	for _, s := range steps {
-		t := time.Now()
-		fmt.Fprintf(progress, " • %s ...\n", s.name)
-		if err := s.fn(ctx); err != nil {
-			fmt.Fprintf(progress, " ✗ %s: %v\n   cleaning up lab %q\n", s.name, err, cfg.Name)
-			if lc, ok := backend.(logCollector); ok {
-				lctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				_ = lc.CollectLogs(lctx, cfg) // best effort: the nodes may be what failed
-				cancel()
-			}
-			if kept, kerr := keepLogs(cfg); kerr == nil && kept != "" {
-				err = fmt.Errorf("%w (logs kept in %s)", err, kept)
-			}
-			if derr := p.Delete(cfg.Name); derr != nil {
-				err = errors.Join(err, fmt.Errorf("cleanup: %w", derr))
-			}
-			return nil, fmt.Errorf("create lab %s: %s: %w", cfg.Name, lower(s.name), err)
+	run := steps.Runner{Progress: progress, Cleanup: func(_ steps.Step, err error) error {
+		fmt.Fprintf(progress, "   cleaning up lab %q\n", cfg.Name)
+		if lc, ok := backend.(logCollector); ok {
+			lctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			_ = lc.CollectLogs(lctx, cfg) // best effort: the nodes may be what failed
+			cancel()
 		}
-		fmt.Fprintf(progress, " ✓ %s (%.1fs)\n", s.name, time.Since(t).Seconds())
+		if kept, kerr := keepLogs(cfg); kerr == nil && kept != "" {
+			err = fmt.Errorf("%w (logs kept in %s)", err, kept)
+		}
+		if derr := p.Delete(cfg.Name); derr != nil {
+			err = errors.Join(err, fmt.Errorf("cleanup: %w", derr))
+		}
+		return err
+	}}
+	if err := run.Run(ctx, todo); err != nil {
+		return nil, fmt.Errorf("create lab %s: %w", cfg.Name, err)
 	}
 	fmt.Fprintf(progress, "Lab %q is up in %.1fs; API server at https://127.0.0.1:%d\n", cfg.Name, time.Since(start).Seconds(), cfg.APIPort)
 	return c, nil
@@ -166,13 +162,6 @@ func CopyLogs(cfg config.Config, dst string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func lower(s string) string {
-	if s == "" {
-		return s
-	}
-	return string(s[0]|0x20) + s[1:]
 }
 
 // preflight checks, before anything is made, that the lab can be made.

@@ -1,6 +1,10 @@
-// Package netns is the lab provider whose nodes are network namespaces on the
-// host kernel, joined by a bridge in a lab-owned underlay namespace, with a
-// real control plane in that underlay namespace.
+// Package netns is the local-cluster engine: a lab-owned underlay namespace
+// with a bridge, a real control plane in it, and nodes made by a node
+// backend, light (the lab's own node role) or real (containerd and the
+// kubelet). Its own backend makes every node a network namespace (a sandbox,
+// for real nodes) of this machine: the netns provider. The qemu provider is
+// this engine with the VM backend of package qemu, handed in as a value
+// (Provider.Backends).
 package netns
 
 import (
@@ -15,9 +19,12 @@ import (
 	labns "github.com/cnilab/cnilab/lab/internal/netns"
 )
 
-// Provider creates and finds netns labs.
+// Provider creates and finds the engine's labs.
 type Provider struct {
 	StateDir string
+	// Backends are the node backends of providers other than netns, by
+	// provider name ("qemu").
+	Backends map[string]NodeBackend
 }
 
 const stateFile = "lab.json"
@@ -35,7 +42,7 @@ func (p Provider) Get(name string) (*Cluster, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("load lab %s: %w", name, err)
 	}
-	be, err := backendFor(c.Provider)
+	be, err := p.backendFor(c.Provider)
 	if err != nil {
 		return nil, fmt.Errorf("load lab %s: %w", name, err)
 	}

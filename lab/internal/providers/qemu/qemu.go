@@ -27,9 +27,9 @@ import (
 	nsprovider "github.com/cnilab/cnilab/lab/internal/providers/netns"
 )
 
-func init() {
-	nsprovider.RegisterBackend("qemu", func() nsprovider.NodeBackend { return backend{} })
-}
+// Backend is the VM node backend the engine (package netns) runs qemu labs
+// with.
+func Backend() nsprovider.NodeBackend { return backend{} }
 
 // Paths of the node programs inside a guest.
 const (
