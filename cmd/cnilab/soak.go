@@ -13,6 +13,7 @@ import (
 	"github.com/cnilab/cnilab/e2e/bench"
 	"github.com/cnilab/cnilab/e2e/soak"
 	"github.com/cnilab/cnilab/lab"
+	"github.com/cnilab/cnilab/lab/config"
 )
 
 func soakCommand() *cobra.Command {
@@ -79,7 +80,7 @@ Writes soak.json into --output; fails on any leak or failed cycle.`,
 	f.StringSliceVar(&o.KillCommand, "kill-command", []string{"make", "e2e", "CNI=cnilab,flannel", "LABELS=connectivity"}, "the command to kill (comma-separated argv)")
 	f.DurationVar(&o.KillAfter, "kill-after", 20*time.Second, "kill between this long and twice this long after the start")
 	f.StringVar(&o.Name, "name", "soak", "name of the soak's lab")
-	f.StringVar(&o.NodeKind, "node-kind", "", "node kind of the cycled labs: real or light (default: the provider's)")
+	f.StringVar(&o.NodeKind, "node-kind", config.DefaultNodeKind("netns"), "node kind of the cycled labs: real (containerd and the kubelet, the CNI as a DaemonSet) or light")
 	f.StringVar(&output, "output", "_output/soak", "directory for soak.json")
 	return c
 }
