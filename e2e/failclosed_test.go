@@ -95,9 +95,16 @@ var _ = Describe("Agent down", Label("failclosed", "reliability"), func() {
 		}
 
 		By("a new pod's CNI ADD fails naming the unreachable agent")
-		_, err = client.CoreV1().Pods(w.ns).Create(ctx, ProbePod(w.ns, PodSpec{
-			Name: "late", Node: w.nodes[0], Labels: map[string]string{"role": "allowed"}, Ports: Ports(80),
-		}), metav1.CreateOptions{})
+		late := ProbePod(w.ns, PodSpec{Name: "late", Node: w.nodes[0], Labels: map[string]string{"role": "allowed"}, Ports: Ports(80)})
+		if real {
+			// The runtime asks the plugin's STATUS, which fails without the
+			// agent: the node turns NotReady (tainted not-ready) naming it,
+			// and the kubelet starts no sandbox there. The late pod tolerates
+			// the taint so that it lands on the node anyway.
+			late.Spec.Tolerations = append(late.Spec.Tolerations, corev1.Toleration{
+				Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule})
+		}
+		_, err = client.CoreV1().Pods(w.ns).Create(ctx, late, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		var failure string
 		if real {
@@ -105,8 +112,11 @@ var _ = Describe("Agent down", Label("failclosed", "reliability"), func() {
 				failure = sandboxFailure(ctx, w.ns, "late")
 				return failure
 			}).WithTimeout(time.Minute).WithPolling(250*time.Millisecond).Should(
-				And(HavePrefix("FailedCreatePodSandBox: "), ContainSubstring("cnilab agent unreachable")),
+				And(Or(HavePrefix("FailedCreatePodSandBox: "), HavePrefix("NetworkNotReady: ")), ContainSubstring("cnilab agent unreachable")),
 				"the kubelet's events of the late pod while the agents are down")
+			node, err := client.CoreV1().Nodes().Get(ctx, w.nodes[0], metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			GinkgoWriter.Printf("%s while its agent is down: %s\n", w.nodes[0], readyCondition(node))
 		} else {
 			Eventually(func() string {
 				p, err := client.CoreV1().Pods(w.ns).Get(ctx, "late", metav1.GetOptions{})
@@ -194,9 +204,9 @@ var _ = Describe("Agent down", Label("failclosed", "reliability"), func() {
 		}
 
 		By("the new pod comes up once its node's agent is back, under the policy")
-		late, err := WaitRunning(ctx, client, w.ns, []string{"late"}, 3*time.Minute)
+		running, err := WaitRunning(ctx, client, w.ns, []string{"late"}, 3*time.Minute)
 		Expect(err).NotTo(HaveOccurred(), "the late pod after the agents came back")
-		GinkgoWriter.Printf("late pod running at %s (ip %s)\n", late["late"].Status.StartTime, late["late"].Status.PodIP)
+		GinkgoWriter.Printf("late pod running at %s (ip %s)\n", running["late"].Status.StartTime, running["late"].Status.PodIP)
 		w.expectReach(ctx, "late", true)
 		w.expectReach(ctx, "denied", false)
 
@@ -206,9 +216,10 @@ var _ = Describe("Agent down", Label("failclosed", "reliability"), func() {
 	}, SpecTimeout(6*time.Minute))
 })
 
-// sandboxFailure is "REASON: MESSAGE" of the kubelet's first event that it
-// could not create pod's sandbox (FailedCreatePodSandBox, where a CNI ADD
-// error shows on real nodes), or what there is instead.
+// sandboxFailure is "REASON: MESSAGE" of the kubelet's first event that
+// pod's sandbox could not be made: FailedCreatePodSandBox (a CNI ADD error)
+// or NetworkNotReady (the runtime's CNI STATUS failed, so no ADD was
+// tried), or what there is instead.
 func sandboxFailure(ctx context.Context, ns, pod string) string {
 	evs, err := client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod})
 	if err != nil {
@@ -216,10 +227,20 @@ func sandboxFailure(ctx context.Context, ns, pod string) string {
 	}
 	var reasons []string
 	for _, e := range evs.Items {
-		if e.Reason == "FailedCreatePodSandBox" {
+		if e.Reason == "FailedCreatePodSandBox" || e.Reason == "NetworkNotReady" {
 			return e.Reason + ": " + e.Message
 		}
-		reasons = append(reasons, e.Reason)
+		reasons = append(reasons, e.Reason+" ("+e.Message+")")
 	}
-	return fmt.Sprintf("no FailedCreatePodSandBox event yet (events: %v)", reasons)
+	return fmt.Sprintf("no FailedCreatePodSandBox or NetworkNotReady event yet (events: %v)", reasons)
+}
+
+// readyCondition is "Ready=STATUS (REASON: MESSAGE)" of a node.
+func readyCondition(n *corev1.Node) string {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return fmt.Sprintf("Ready=%s (%s: %s)", c.Status, c.Reason, c.Message)
+		}
+	}
+	return "no Ready condition"
 }

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"syscall"
 	"time"
 
@@ -19,9 +21,8 @@ const agentRestarts = 20
 // the kernel keeps forwarding and enforcing. With a TCP connection and a UDP
 // flow running across nodes and a deny policy in force, every node's agent
 // restarts 20 times; neither flow may break, the denied pair may not get
-// through at any 100 ms sample, and once the pods are gone every state map
-// is back to its count before the spec and conntrack tracks no connection
-// of the spec's pods.
+// through at any 100 ms sample, and once the pods are gone no state of
+// theirs is left (stateLeftBy).
 var _ = Describe("Agent restarts", Label("restart", "reliability"), func() {
 	It(fmt.Sprintf("keep flows, keep denying, and leave no state behind across %d restarts", agentRestarts), func(ctx SpecContext) {
 		if ok, why := runsCnilab(); !ok {
@@ -74,30 +75,9 @@ var _ = Describe("Agent restarts", Label("restart", "reliability"), func() {
 		Expect(DeleteNamespace(ctx, client, w.ns, 2*time.Minute)).To(Succeed())
 		var last map[string]map[string]int
 		Eventually(func() []string {
-			now, err := agentMaps(ctx, socks, nodes)
-			if err != nil {
-				return []string{err.Error()}
-			}
-			last = now
-			var off []string
-			for _, n := range nodes {
-				for m, before := range baseline[n] {
-					// Conntrack is judged by its entries, not its count:
-					// other connections (on real nodes the kubelet's
-					// probes, CoreDNS and kube-proxy) come and go.
-					if after := now[n][m]; m != "cnilab_ct" && after != before {
-						off = append(off, fmt.Sprintf("%s %s: %d, baseline %d", n, m, after, before))
-					}
-				}
-			}
-			ct, err := conntrackOf(ctx, socks, nodes, w.podIPs)
-			if err != nil {
-				return []string{err.Error()}
-			}
-			for _, n := range nodes {
-				for _, e := range ct[n] {
-					off = append(off, fmt.Sprintf("%s conntrack still tracks %s", n, e))
-				}
+			now, off := stateLeftBy(ctx, socks, nodes, baseline, w)
+			if now != nil {
+				last = now
 			}
 			return off
 		}).WithTimeout(90*time.Second).WithPolling(2*time.Second).Should(BeEmpty(), func() string {
@@ -106,3 +86,52 @@ var _ = Describe("Agent restarts", Label("restart", "reliability"), func() {
 		GinkgoWriter.Printf("maps before %v, after %v\n", baseline, last)
 	}, SpecTimeout(5*time.Minute))
 })
+
+// stateLeftBy lists what the spec's pods (w) left in the agents' maps once
+// they are gone: an endpoint or a tracked connection of theirs, a veth-owner
+// entry without an endpoint, or a state map above its count before the
+// spec. Other pods (earlier specs' still terminating, on real nodes CoreDNS)
+// may come and go meanwhile, so counts may only fall. It returns the counts
+// it saw.
+func stateLeftBy(ctx context.Context, socks lab.AgentSocketer, nodes []string, baseline map[string]map[string]int, w isolatedServer) (map[string]map[string]int, []string) {
+	now, err := agentMaps(ctx, socks, nodes)
+	if err != nil {
+		return nil, []string{err.Error()}
+	}
+	var off []string
+	for _, n := range nodes {
+		for m, before := range baseline[n] {
+			if after := now[n][m]; m != "cnilab_ct" && after > before {
+				off = append(off, fmt.Sprintf("%s %s: %d, above its %d before the spec", n, m, after, before))
+			}
+		}
+		if now[n]["cnilab_lxc"] != now[n]["cnilab_endpoints"] {
+			off = append(off, fmt.Sprintf("%s: %d veth-owner entries for %d endpoints", n, now[n]["cnilab_lxc"], now[n]["cnilab_endpoints"]))
+		}
+	}
+	clients, err := agentClients(socks, nodes)
+	if err != nil {
+		return now, []string{err.Error()}
+	}
+	for _, n := range nodes {
+		eps, err := clients[n].Endpoints(ctx)
+		if err != nil {
+			return now, []string{err.Error()}
+		}
+		for _, e := range eps {
+			if slices.Contains(w.podIPs, e.IP) || e.PodNamespace == w.ns {
+				off = append(off, fmt.Sprintf("%s still has the endpoint of %s/%s (%s)", n, e.PodNamespace, e.PodName, e.IP))
+			}
+		}
+	}
+	ct, err := conntrackOf(ctx, socks, nodes, w.podIPs)
+	if err != nil {
+		return now, []string{err.Error()}
+	}
+	for _, n := range nodes {
+		for _, e := range ct[n] {
+			off = append(off, fmt.Sprintf("%s conntrack still tracks %s", n, e))
+		}
+	}
+	return now, off
+}

@@ -86,7 +86,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(stderr), newConnectCmd(stdout), newHoldCmd(stdout), newBatchCmd(stdout), newLoadCmd(stdout), newAwaitCmd(stdout),
+	root.AddCommand(newServeCmd(stderr), newConnectCmd(stdout), newResolveCmd(stdout), newHoldCmd(stdout), newBatchCmd(stdout), newLoadCmd(stdout), newAwaitCmd(stdout),
 		&cobra.Command{
 			Use:   "features",
 			Short: `Print what this kernel supports as JSON, e.g. {"sctp":false}`,

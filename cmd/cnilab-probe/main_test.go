@@ -44,6 +44,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--udp", "70000"}, "out of range"},
 		{[]string{"serve", "--address", "not-an-ip", "--tcp", "80"}, "not an IP address"},
 		{[]string{"serve", "--name", "", "--tcp", "80"}, "--name is empty"},
+		{[]string{"resolve"}, "accepts 1 arg"},
+		{[]string{"resolve", "--timeout", "0s", "kubernetes.default"}, "must be positive"},
 		{[]string{"bogus"}, "unknown command"},
 		{[]string{"features", "extra"}, "unknown command"},
 	} {
@@ -110,5 +112,12 @@ func TestFeaturesAndVersion(t *testing.T) {
 	}
 	if code, out, _ := runCmd(t, "version"); code != exitOK || !strings.HasPrefix(out, "cnilab-probe ") {
 		t.Errorf("version: exit %d, stdout %q", code, out)
+	}
+}
+
+func TestResolveLiteral(t *testing.T) {
+	code, out, errs := runCmd(t, "resolve", "10.96.0.10")
+	if code != 0 || !strings.Contains(out, `"addresses":["10.96.0.10"]`) || errs != "" {
+		t.Errorf("resolve 10.96.0.10: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }

@@ -120,9 +120,15 @@ func (c *Cluster) restartAgentPod(ctx context.Context, node string, sig syscall.
 		return err
 	}
 	ns, sel := agentPods(c.cfg.CNI)
-	old, err := agentPod(ctx, client, ns, sel, node)
-	if err != nil {
-		return err
+	// The node may be between two agent pods (a rollout, a stop just
+	// undone): restart the next one.
+	var old *corev1.Pod
+	var lastErr error
+	if err := poll(ctx, time.Minute, func() bool {
+		old, lastErr = agentPod(ctx, client, ns, sel, node)
+		return lastErr == nil
+	}); err != nil {
+		return fmt.Errorf("restart the agent on %s: %w: %v", node, err, lastErr)
 	}
 	opts := metav1.DeleteOptions{}
 	if sig == syscall.SIGKILL {
