@@ -71,7 +71,7 @@ var _ = Describe("Agent restarts", Label("restart", "reliability"), func() {
 		expectHeld(flows, during)
 		expectStillDenied(denied, during)
 
-		By("deleting the pods: every state map returns to its baseline")
+		By("deleting the pods: nothing of theirs is left in the agents' maps")
 		Expect(DeleteNamespace(ctx, client, w.ns, 2*time.Minute)).To(Succeed())
 		var last map[string]map[string]int
 		Eventually(func() []string {
