@@ -122,19 +122,11 @@ func (c *Cluster) restartAgentPod(ctx context.Context, node string, sig syscall.
 	ns, sel := agentPods(c.cfg.CNI)
 	// The node may be between two agent pods (a rollout, a stop just
 	// undone): restart the next one.
-	var old *corev1.Pod
-	var lastErr error
-	if err := poll(ctx, time.Minute, func() bool {
-		old, lastErr = agentPod(ctx, client, ns, sel, node)
-		return lastErr == nil
-	}); err != nil {
-		return fmt.Errorf("restart the agent on %s: %w: %v", node, err, lastErr)
+	old, err := waitAgentPod(ctx, client, ns, sel, node, time.Minute)
+	if err != nil {
+		return fmt.Errorf("restart the agent on %s: %w", node, err)
 	}
-	opts := metav1.DeleteOptions{}
-	if sig == syscall.SIGKILL {
-		opts.GracePeriodSeconds = new(int64)
-	}
-	if err := client.CoreV1().Pods(old.Namespace).Delete(ctx, old.Name, opts); err != nil {
+	if err := client.CoreV1().Pods(old.Namespace).Delete(ctx, old.Name, deleteOptions(sig)); err != nil {
 		return fmt.Errorf("restart the agent on %s: delete pod %s: %w", node, old.Name, err)
 	}
 	var why string
@@ -177,11 +169,7 @@ func (c *Cluster) stopAgentPod(ctx context.Context, node string, sig syscall.Sig
 	}
 	ns, sel := agentPods(c.cfg.CNI)
 	if old, err := agentPod(ctx, client, ns, sel, node); err == nil {
-		opts := metav1.DeleteOptions{}
-		if sig == syscall.SIGKILL {
-			opts.GracePeriodSeconds = new(int64)
-		}
-		if err := client.CoreV1().Pods(ns).Delete(ctx, old.Name, opts); err != nil && !apierrors.IsNotFound(err) {
+		if err := client.CoreV1().Pods(ns).Delete(ctx, old.Name, deleteOptions(sig)); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("stop the agent on %s: delete pod %s: %w", node, old.Name, err)
 		}
 	}
@@ -223,17 +211,34 @@ func (c *Cluster) startAgentPod(ctx context.Context, node string) error {
 		return fmt.Errorf("start the agent on %s again: %w", node, err)
 	}
 	ns, sel := agentPods(c.cfg.CNI)
-	var why string
-	if err := poll(ctx, 2*time.Minute, func() bool {
-		_, err := agentPod(ctx, client, ns, sel, node)
-		if err != nil {
-			why = err.Error()
-		}
-		return err == nil
-	}); err != nil {
-		return fmt.Errorf("start the agent on %s again: %w: %s", node, err, why)
+	if _, err := waitAgentPod(ctx, client, ns, sel, node, 2*time.Minute); err != nil {
+		return fmt.Errorf("start the agent on %s again: %w", node, err)
 	}
 	return nil
+}
+
+// waitAgentPod waits up to timeout for node to have a CNI DaemonSet pod
+// (namespace, label selector) that is not being deleted, and returns it.
+func waitAgentPod(ctx context.Context, client kubernetes.Interface, namespace, selector, node string, timeout time.Duration) (*corev1.Pod, error) {
+	var pod *corev1.Pod
+	var lastErr error
+	if err := poll(ctx, timeout, func() bool {
+		pod, lastErr = agentPod(ctx, client, namespace, selector, node)
+		return lastErr == nil
+	}); err != nil {
+		return nil, fmt.Errorf("%w: %v", err, lastErr)
+	}
+	return pod, nil
+}
+
+// deleteOptions delete a pod as a signal would end its container: at once
+// for SIGKILL, after the pod's grace period (SIGTERM first) otherwise.
+func deleteOptions(sig syscall.Signal) metav1.DeleteOptions {
+	opts := metav1.DeleteOptions{}
+	if sig == syscall.SIGKILL {
+		opts.GracePeriodSeconds = new(int64)
+	}
+	return opts
 }
 
 // setNodeLabel sets a label of node, or removes it when value is empty.
